@@ -1,0 +1,1 @@
+"""The HTTP edges: parse, authenticate, call one service, render."""

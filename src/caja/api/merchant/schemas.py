@@ -1,0 +1,123 @@
+"""Request bodies of the merchant API, validated strictly: no coercion, no unknown fields."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from caja.domain.customers import NewCustomer
+from caja.domain.payment_sources import NEVER_EXPIRES, NewPaymentSource, parse_type
+
+_PHONE = re.compile(r"\+?[0-9][0-9 ()\-]{5,24}")
+
+
+def _phone(value: str) -> str:
+    if not _PHONE.fullmatch(value):
+        raise ValueError("a phone number has digits, optionally a leading +, spaces, dashes or parentheses")
+    return value
+
+
+def _birth_date(value: str) -> str:
+    try:
+        _dmy(value) if "/" in value else date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("use DD/MM/YYYY (24/07/1992) or YYYY-MM-DD") from None
+    return value
+
+
+def _dmy(value: str) -> date:
+    day, month, year = value.split("/")
+    if len(year) != 4:
+        raise ValueError(value)
+    return date(int(year), int(month), int(day))
+
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=250)]
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=40), AfterValidator(_phone)]
+Text250 = Annotated[str, StringConstraints(max_length=250)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)]
+BirthDate = Annotated[str, StringConstraints(strip_whitespace=True, max_length=10), AfterValidator(_birth_date)]
+Email = Annotated[EmailStr, StringConstraints(max_length=320)]
+Metadata = Annotated[dict[str, Any], Field(max_length=100)]
+Epoch = Annotated[int, Field(ge=0, le=4_102_444_800)]  # up to 2100-01-01
+
+
+class StrictBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class AntifraudInfoIn(StrictBody):
+    account_created_at: Epoch | None = None
+    first_paid_at: Epoch | None = None
+
+
+class PaymentSourceIn(StrictBody):
+    type: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    expires_at: Epoch | None = Field(
+        default=None, description="0 or absent: never expires; otherwise an epoch 1 to 365 days ahead"
+    )
+
+    def to_domain(self, param: str = "type") -> NewPaymentSource:
+        kind = parse_type(self.type, param)
+        return NewPaymentSource(type=kind, expires_at=self.expires_at or NEVER_EXPIRES)
+
+
+class PaymentSourceUpdateIn(StrictBody):
+    expires_at: Epoch | None = None
+
+
+class CustomerCreateIn(StrictBody):
+    name: Name
+    email: Email
+    phone: Phone | None = None
+    corporate: bool = False
+    custom_reference: Text250 | None = None
+    date_of_birth: BirthDate | None = None
+    national_id: ShortText | None = None
+    metadata: Metadata | None = None
+    antifraud_info: AntifraudInfoIn | None = None
+    default_payment_source_id: ShortText | None = None
+    payment_sources: Annotated[list[PaymentSourceIn], Field(max_length=10)] | None = None
+
+    def to_domain(self) -> NewCustomer:
+        sources = tuple(
+            s.to_domain(f"payment_sources[{i}].type") for i, s in enumerate(self.payment_sources or [])
+        )
+        return NewCustomer(
+            name=self.name,
+            email=str(self.email),
+            phone=self.phone,
+            corporate=self.corporate,
+            custom_reference=self.custom_reference or "",
+            date_of_birth=self.date_of_birth,
+            national_id=self.national_id,
+            metadata=self.metadata or {},
+            antifraud_info=self.antifraud_info.model_dump(exclude_none=True) if self.antifraud_info else None,
+            default_payment_source_id=self.default_payment_source_id,
+            payment_sources=sources,
+        )
+
+
+class CustomerUpdateIn(StrictBody):
+    name: Name | None = None
+    email: Email | None = None
+    phone: Phone | None = None
+    corporate: bool | None = None
+    custom_reference: Text250 | None = None
+    date_of_birth: BirthDate | None = None
+    national_id: ShortText | None = None
+    metadata: Metadata | None = None
+    antifraud_info: AntifraudInfoIn | None = None
+    default_payment_source_id: ShortText | None = None
+
+    def changes(self) -> dict[str, Any]:
+        """Only the fields the client sent; an explicit null clears an optional field."""
+        changes = self.model_dump(exclude_unset=True)
+        if self.antifraud_info is not None:
+            changes["antifraud_info"] = self.antifraud_info.model_dump(exclude_none=True)
+        if self.email is not None:
+            changes["email"] = str(self.email)
+        return changes

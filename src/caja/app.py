@@ -1,0 +1,45 @@
+"""The ASGI application: routers, error handlers and the lifespan of the container."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from caja import __version__
+from caja.api import errors, public
+from caja.api.merchant import customers, payment_sources
+from caja.bootstrap import Container
+
+DESCRIPTION = """
+Caja speaks Conekta's API v2.x for Mexico's offline rails: reusable cash references paid at
+convenience stores, reusable SPEI CLABEs and cash payouts.
+
+Authenticate with a private API key, as `Authorization: Bearer key_...` or HTTP Basic with the
+key as user name. Name the API version in `Accept: application/vnd.conekta-v2.3.0+json`
+(2.0.0 to 2.3.0). Every success is HTTP 200; every error is a Conekta error object.
+"""
+
+
+def create_app(container: Container) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await container.close()
+
+    app = FastAPI(
+        title="Caja",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url="/redoc",
+        openapi_url="/openapi.json",
+    )
+    app.state.container = container
+    errors.install(app)
+    app.include_router(public.router)
+    app.include_router(customers.router)
+    app.include_router(payment_sources.router)
+    return app

@@ -1,0 +1,41 @@
+"""The composition root: builds the settings' engine, clock and services once, and hands them down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from caja.config import Settings
+from caja.domain.clock import Clock, SystemClock
+from caja.services.accounts import KeyResolver
+from caja.store.db import Database
+from caja.store.uow import UnitOfWorkFactory
+from caja.web.barcodes import BarcodeRenderer
+
+
+@dataclass
+class Container:
+    settings: Settings
+    database: Database
+    clock: Clock
+    uow: UnitOfWorkFactory
+    keys: KeyResolver
+    barcodes: BarcodeRenderer = field(default_factory=BarcodeRenderer)
+
+    @property
+    def base_url(self) -> str:
+        return self.settings.base_url
+
+    async def close(self) -> None:
+        await self.database.dispose()
+
+
+def build(settings: Settings, clock: Clock | None = None) -> Container:
+    database = Database(settings.database_url, pool_size=settings.db_pool_size)
+    uow = UnitOfWorkFactory(database)
+    return Container(
+        settings=settings,
+        database=database,
+        clock=clock or SystemClock(),
+        uow=uow,
+        keys=KeyResolver(uow),
+    )

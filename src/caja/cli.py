@@ -1,0 +1,159 @@
+"""``caja``: run the server, manage accounts, apply migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from caja import bootstrap, logs
+from caja.app import create_app
+from caja.config import Settings
+from caja.services import accounts
+from caja.store import migrate
+from caja.store.db import redact_url
+
+cli = typer.Typer(help="Caja: a self-hostable Conekta-compatible gateway for offline payments.", no_args_is_help=True)
+accounts_cli = typer.Typer(help="Merchant accounts and their API keys.", no_args_is_help=True)
+cli.add_typer(accounts_cli, name="accounts")
+
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option("--database-url", help="sqlite:///path or postgresql://... (env CAJA_DATABASE_URL)"),
+]
+
+
+def _settings(**overrides: object) -> Settings:
+    # The one place that reads the environment.
+    return Settings.from_env(os.environ).with_overrides(**overrides)
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (env CAJA_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (env CAJA_PORT)")] = None,
+    database_url: DatabaseOpt = None,
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", help="Fix the sandbox test key (env CAJA_API_KEY)")
+    ] = None,
+    public_url: Annotated[
+        str | None, typer.Option(help="Base URL payers' browsers use (env CAJA_PUBLIC_URL)")
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error")] = None,
+) -> None:
+    """Apply migrations, make sure a sandbox account exists, and serve the API."""
+    settings = _settings(
+        host=host, port=port, database_url=database_url, api_key=api_key, public_url=public_url, log_level=log_level
+    )
+    logs.configure(settings.log_level, json=settings.log_json)
+    if settings.api_key is not None:
+        try:
+            accounts.check_custom_key(settings.api_key)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--api-key") from None
+    container = bootstrap.build(settings)
+
+    async def prepare() -> accounts.SandboxAccess:
+        await migrate.upgrade(container.database)
+        access = await accounts.ensure_sandbox(container.uow, container.clock, settings.api_key)
+        # uvicorn runs its own event loop: connections opened on this one must not be reused there.
+        await container.database.dispose()
+        return access
+
+    access = asyncio.run(prepare())
+    typer.echo(f"Caja {settings.base_url}  database {redact_url(container.database.url)}")
+    typer.echo(f"Sandbox account {access.account.id}")
+    if access.test_private_key and settings.api_key is None:
+        typer.echo(f"Sandbox test private key (shown once): {access.test_private_key}")
+    elif access.test_private_key is None:
+        typer.echo("Sandbox test key: as issued before (or `caja accounts roll-key ACCOUNT_ID`).")
+    config = uvicorn.Config(
+        create_app(container),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()
+
+
+@cli.command(name="migrate")
+def migrate_command(database_url: DatabaseOpt = None) -> None:
+    """Apply every pending migration (``caja serve`` does this on start)."""
+    settings = _settings(database_url=database_url)
+    container = bootstrap.build(settings)
+
+    async def run() -> str | None:
+        try:
+            await migrate.upgrade(container.database)
+            return await migrate.current_revision(container.database)
+        finally:
+            await container.close()
+
+    typer.echo(f"schema at revision {asyncio.run(run())}")
+
+
+@accounts_cli.command("create")
+def accounts_create(
+    name: Annotated[str, typer.Option(help="The merchant's name")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the account and keys as JSON")] = False,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Create a merchant account with a test and a live private key (shown once)."""
+    container = bootstrap.build(_settings(database_url=database_url))
+
+    async def run() -> accounts.IssuedAccount:
+        try:
+            await migrate.upgrade(container.database)
+            return await accounts.create_account(container.uow, container.clock, name)
+        finally:
+            await container.close()
+
+    issued = asyncio.run(run())
+    out = {
+        "id": issued.account.id,
+        "name": issued.account.name,
+        "created_at": issued.account.created_at,
+        "test_private_key": issued.test_private_key,
+        "live_private_key": issued.live_private_key,
+    }
+    if as_json:
+        typer.echo(json.dumps(out))
+    else:
+        for field, value in out.items():
+            typer.echo(f"{field}: {value}")
+
+
+@accounts_cli.command("roll-key")
+def accounts_roll_key(
+    account_id: Annotated[str, typer.Argument(help="acc_...")],
+    live: Annotated[bool, typer.Option("--live", help="Roll the live key instead of the test key")] = False,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Revoke an account's key of one mode and print a new one."""
+    container = bootstrap.build(_settings(database_url=database_url))
+
+    async def run() -> str:
+        try:
+            await migrate.upgrade(container.database)
+            return await accounts.roll_key(container.uow, container.clock, account_id, livemode=live)
+        finally:
+            await container.close()
+
+    try:
+        typer.echo(asyncio.run(run()))
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+
+
+def main() -> None:
+    cli()

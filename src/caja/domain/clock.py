@@ -1,0 +1,30 @@
+"""Where time comes from: one clock handed down from the composition root."""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> int:
+        """The current time as integer epoch seconds."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> int:
+        return int(time.time())
+
+
+class FixedClock:
+    """A clock that only moves when told to: for tests and sandbox time travel."""
+
+    def __init__(self, at: int) -> None:
+        self._at = at
+
+    def now(self) -> int:
+        return self._at
+
+    def advance(self, seconds: int) -> None:
+        self._at += seconds

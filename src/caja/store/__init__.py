@@ -1,0 +1,1 @@
+"""Persistence: every SQL statement of Caja lives in this package."""

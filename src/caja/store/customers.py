@@ -1,0 +1,102 @@
+"""Customer rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from caja.domain.customers import Customer
+from caja.domain.paging import PageRequest
+from caja.domain.tenancy import Tenant
+from caja.store.pagination import RowPage, fetch_page
+from caja.store.tables import customers
+
+
+def _tenant_filter(tenant: Tenant) -> sa.ColumnElement[bool]:
+    return sa.and_(customers.c.account_id == tenant.account_id, customers.c.livemode.is_(tenant.livemode))
+
+
+class CustomerRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def insert(self, customer: Customer) -> None:
+        await self._conn.execute(customers.insert().values(**_columns(customer)))
+
+    async def get(self, tenant: Tenant, customer_id: str, *, for_update: bool = False) -> Customer | None:
+        query = sa.select(customers).where(
+            _tenant_filter(tenant), customers.c.id == customer_id, customers.c.deleted_at.is_(None)
+        )
+        if for_update:
+            query = query.with_for_update()
+        row = (await self._conn.execute(query)).first()
+        return to_customer(row) if row else None
+
+    async def update(self, tenant: Tenant, customer_id: str, values: dict[str, Any]) -> None:
+        await self._conn.execute(
+            customers.update().where(_tenant_filter(tenant), customers.c.id == customer_id).values(**values)
+        )
+
+    async def page(self, tenant: Tenant, request: PageRequest) -> RowPage:
+        where = sa.and_(_tenant_filter(tenant), customers.c.deleted_at.is_(None))
+        if request.search:
+            pattern = f"%{_escape_like(request.search)}%"
+            where = sa.and_(
+                where,
+                sa.or_(
+                    customers.c.id == request.search,
+                    customers.c.name.ilike(pattern, escape="\\"),
+                    customers.c.email.ilike(pattern, escape="\\"),
+                    customers.c.phone.ilike(pattern, escape="\\"),
+                    customers.c.custom_reference.ilike(pattern, escape="\\"),
+                ),
+            )
+        return await fetch_page(self._conn, customers, where, request)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _columns(customer: Customer) -> dict[str, Any]:
+    return {
+        "id": customer.id,
+        "account_id": customer.account_id,
+        "livemode": customer.livemode,
+        "name": customer.name,
+        "email": customer.email,
+        "phone": customer.phone,
+        "corporate": customer.corporate,
+        "custom_reference": customer.custom_reference,
+        "date_of_birth": customer.date_of_birth,
+        "national_id": customer.national_id,
+        "metadata": customer.metadata,
+        "antifraud_info": customer.antifraud_info,
+        "default_payment_source_id": customer.default_payment_source_id,
+        "created_at": customer.created_at,
+        "updated_at": customer.updated_at,
+        "deleted_at": customer.deleted_at,
+    }
+
+
+def to_customer(row: sa.Row[Any]) -> Customer:
+    return Customer(
+        id=row.id,
+        account_id=row.account_id,
+        livemode=bool(row.livemode),
+        name=row.name,
+        email=row.email,
+        phone=row.phone,
+        corporate=bool(row.corporate),
+        custom_reference=row.custom_reference,
+        date_of_birth=row.date_of_birth,
+        national_id=row.national_id,
+        metadata=row.metadata,
+        antifraud_info=row.antifraud_info,
+        default_payment_source_id=row.default_payment_source_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        deleted_at=row.deleted_at,
+    )

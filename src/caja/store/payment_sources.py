@@ -1,0 +1,133 @@
+"""Payment source rows: recurrent cash references and recurrent CLABEs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from caja.domain.paging import PageRequest
+from caja.domain.payment_sources import PaymentSource, PaymentSourceStatus, PaymentSourceType
+from caja.domain.tenancy import Tenant
+from caja.store.pagination import RowPage, fetch_page
+from caja.store.tables import payment_sources
+
+
+def _tenant_filter(tenant: Tenant) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        payment_sources.c.account_id == tenant.account_id, payment_sources.c.livemode.is_(tenant.livemode)
+    )
+
+
+_ACTIVE = payment_sources.c.status == PaymentSourceStatus.ACTIVE.value
+
+
+class PaymentSourceRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def insert_if_unique(self, source: PaymentSource) -> bool:
+        """Insert unless the id or reference is taken; the caller draws again on ``False``.
+
+        ON CONFLICT DO NOTHING keeps the surrounding transaction usable on PostgreSQL, where a
+        failed INSERT would otherwise abort it.
+        """
+        values = _columns(source)
+        if self._conn.dialect.name == "postgresql":
+            stmt: Any = postgresql.insert(payment_sources).values(**values).on_conflict_do_nothing()
+        else:
+            stmt = sqlite.insert(payment_sources).values(**values).on_conflict_do_nothing()
+        result = await self._conn.execute(stmt.returning(payment_sources.c.seq))
+        return result.first() is not None
+
+    async def find_by_reference(self, reference: str) -> PaymentSource | None:
+        """Across every account and mode: a reference is global, like a store network sees it."""
+        query = sa.select(payment_sources).where(payment_sources.c.reference == reference)
+        row = (await self._conn.execute(query)).first()
+        return to_payment_source(row) if row else None
+
+    async def active_for_customers(self, customer_ids: Iterable[str]) -> dict[str, list[PaymentSource]]:
+        ids = list(customer_ids)
+        found: dict[str, list[PaymentSource]] = {cid: [] for cid in ids}
+        if not ids:
+            return found
+        query = (
+            sa.select(payment_sources)
+            .where(payment_sources.c.customer_id.in_(ids), _ACTIVE)
+            .order_by(payment_sources.c.seq)
+        )
+        for row in (await self._conn.execute(query)).all():
+            found[row.customer_id].append(to_payment_source(row))
+        return found
+
+    async def get(
+        self, tenant: Tenant, customer_id: str, source_id: str, *, for_update: bool = False
+    ) -> PaymentSource | None:
+        query = sa.select(payment_sources).where(
+            _tenant_filter(tenant),
+            payment_sources.c.customer_id == customer_id,
+            payment_sources.c.id == source_id,
+            _ACTIVE,
+        )
+        if for_update:
+            query = query.with_for_update()
+        row = (await self._conn.execute(query)).first()
+        return to_payment_source(row) if row else None
+
+    async def update(self, source_id: str, values: dict[str, Any]) -> None:
+        await self._conn.execute(
+            payment_sources.update().where(payment_sources.c.id == source_id).values(**values)
+        )
+
+    async def delete_all_of_customer(self, customer_id: str, now: int) -> None:
+        await self._conn.execute(
+            payment_sources.update()
+            .where(payment_sources.c.customer_id == customer_id, _ACTIVE)
+            .values(status=PaymentSourceStatus.DELETED.value, updated_at=now)
+        )
+
+    async def page(self, tenant: Tenant, customer_id: str, request: PageRequest) -> RowPage:
+        where = sa.and_(_tenant_filter(tenant), payment_sources.c.customer_id == customer_id, _ACTIVE)
+        if request.search:
+            where = sa.and_(
+                where,
+                sa.or_(
+                    payment_sources.c.reference == request.search,
+                    payment_sources.c.id == request.search,
+                    payment_sources.c.type == request.search,
+                ),
+            )
+        return await fetch_page(self._conn, payment_sources, where, request)
+
+
+def _columns(source: PaymentSource) -> dict[str, Any]:
+    return {
+        "id": source.id,
+        "account_id": source.account_id,
+        "livemode": source.livemode,
+        "customer_id": source.customer_id,
+        "type": source.type.value,
+        "reference": source.reference,
+        "expires_at": source.expires_at,
+        "status": source.status.value,
+        "created_at": source.created_at,
+        "updated_at": source.updated_at,
+    }
+
+
+def to_payment_source(row: sa.Row[Any]) -> PaymentSource:
+    return PaymentSource(
+        id=row.id,
+        account_id=row.account_id,
+        livemode=bool(row.livemode),
+        customer_id=row.customer_id,
+        type=PaymentSourceType(row.type),
+        reference=row.reference,
+        expires_at=row.expires_at,
+        status=PaymentSourceStatus(row.status),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )

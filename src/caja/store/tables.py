@@ -1,0 +1,95 @@
+"""The schema, as SQLAlchemy Core tables. Alembic migrations create it; this module describes it.
+
+Every tenant-owned table carries ``account_id`` and ``livemode`` and every query filters on both.
+``seq`` is an internal, monotonically increasing key: lists page by it, so pages stay stable
+while new objects are created, and public ids stay random.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+metadata = sa.MetaData()
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants a 64-bit identity.
+Seq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("is_sandbox", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("key_hash", sa.String(64), primary_key=True),
+    sa.Column("account_id", sa.String(40), sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("livemode", sa.Boolean, nullable=False),
+    # The first characters only, so an operator can tell keys apart without holding them.
+    sa.Column("hint", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("revoked_at", sa.BigInteger, nullable=True),
+    sa.Index("ix_api_keys_account", "account_id", "livemode"),
+)
+
+customers = sa.Table(
+    "customers",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("account_id", sa.String(40), nullable=False),
+    sa.Column("livemode", sa.Boolean, nullable=False),
+    sa.Column("name", sa.String(250), nullable=False),
+    sa.Column("email", sa.String(320), nullable=True),
+    sa.Column("phone", sa.String(40), nullable=True),
+    sa.Column("corporate", sa.Boolean, nullable=False),
+    sa.Column("custom_reference", sa.String(250), nullable=False),
+    sa.Column("date_of_birth", sa.String(40), nullable=True),
+    sa.Column("national_id", sa.String(40), nullable=True),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("antifraud_info", Json, nullable=True),
+    sa.Column("default_payment_source_id", sa.String(40), nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("deleted_at", sa.BigInteger, nullable=True),
+    sa.Index("ix_customers_tenant_seq", "account_id", "livemode", "seq"),
+)
+
+payment_sources = sa.Table(
+    "payment_sources",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("account_id", sa.String(40), nullable=False),
+    sa.Column("livemode", sa.Boolean, nullable=False),
+    sa.Column("customer_id", sa.String(40), sa.ForeignKey("customers.id"), nullable=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    # Cash references (20 digits) and CLABEs (18 digits) share one namespace: unique across every
+    # account and mode, and never reissued, even after deletion.
+    sa.Column("reference", sa.String(32), nullable=False, unique=True),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_payment_sources_customer", "customer_id", "seq"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("account_id", sa.String(40), nullable=False),
+    sa.Column("livemode", sa.Boolean, nullable=False),
+    sa.Column("type", sa.String(80), nullable=False),
+    sa.Column("data", Json, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_events_tenant_seq", "account_id", "livemode", "seq"),
+)

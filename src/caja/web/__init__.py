@@ -1,0 +1,1 @@
+"""What payers see: pages, payment slips and barcode images."""
