@@ -1,0 +1,3 @@
+from caja.cli import main
+
+main()
