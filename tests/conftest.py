@@ -31,6 +31,8 @@ class Server:
     base_url: str
     database_url: str
     api_key: str
+    # The server's combined stdout and stderr, for tests that inspect what it logs.
+    log_path: Path
 
     def cli(self, *args: str) -> str:
         env = {**os.environ, "CAJA_DATABASE_URL": self.database_url}
@@ -97,7 +99,9 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base_url, process, log)
-        yield Server(backend=backend, base_url=base_url, database_url=database_url, api_key=api_key)
+        yield Server(
+            backend=backend, base_url=base_url, database_url=database_url, api_key=api_key, log_path=log
+        )
     finally:
         process.terminate()
         try:
