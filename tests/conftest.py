@@ -36,7 +36,9 @@ class Server:
 
     def cli(self, *args: str) -> str:
         env = {**os.environ, "CAJA_DATABASE_URL": self.database_url}
-        done = subprocess.run([*CAJA, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+        done = subprocess.run(
+            [*CAJA, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
         if done.returncode != 0:
             raise AssertionError(f"caja {' '.join(args)} failed: {done.stderr}")
         return done.stdout
@@ -117,7 +119,9 @@ def new_account(server: Server) -> Callable[[str], AccountKeys]:
 
     def create(name: str = "Otro Comercio") -> AccountKeys:
         data = json.loads(server.cli("accounts", "create", "--name", name, "--json"))
-        return AccountKeys(id=data["id"], test_key=data["test_private_key"], live_key=data["live_private_key"])
+        return AccountKeys(
+            id=data["id"], test_key=data["test_private_key"], live_key=data["live_private_key"]
+        )
 
     return create
 

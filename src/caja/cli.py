@@ -17,7 +17,9 @@ from caja.services import accounts
 from caja.store import migrate
 from caja.store.db import redact_url
 
-cli = typer.Typer(help="Caja: a self-hostable Conekta-compatible gateway for offline payments.", no_args_is_help=True)
+cli = typer.Typer(
+    help="Caja: a self-hostable Conekta-compatible gateway for offline payments.", no_args_is_help=True
+)
 accounts_cli = typer.Typer(help="Merchant accounts and their API keys.", no_args_is_help=True)
 cli.add_typer(accounts_cli, name="accounts")
 
@@ -47,7 +49,12 @@ def serve(
 ) -> None:
     """Apply migrations, make sure a sandbox account exists, and serve the API."""
     settings = _settings(
-        host=host, port=port, database_url=database_url, api_key=api_key, public_url=public_url, log_level=log_level
+        host=host,
+        port=port,
+        database_url=database_url,
+        api_key=api_key,
+        public_url=public_url,
+        log_level=log_level,
     )
     logs.configure(settings.log_level, json=settings.log_json)
     if settings.api_key is not None:

@@ -45,7 +45,9 @@ MerchantDep = Annotated[Merchant, Depends(merchant)]
 def page_request(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page (1 to 250)")] = DEFAULT_LIMIT,
     search: Annotated[str | None, Query(max_length=200, description="Free-text search")] = None,
-    next: Annotated[str | None, Query(max_length=64, description="Id of the last item seen: older items")] = None,
+    next: Annotated[
+        str | None, Query(max_length=64, description="Id of the last item seen: older items")
+    ] = None,
     previous: Annotated[
         str | None, Query(max_length=64, description="Id of the first item seen: newer items")
     ] = None,

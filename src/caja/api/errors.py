@@ -157,7 +157,9 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 405:
             return render(request, MethodNotAllowedError.for_method(request.method, request.url.path))
         detail = str(exc.detail)
-        return render(request, RequestError([ErrorDetail("conekta.errors.request.invalid", detail, detail, detail)]))
+        return render(
+            request, RequestError([ErrorDetail("conekta.errors.request.invalid", detail, detail, detail)])
+        )
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled_error", path=request.url.path, exc_type=type(exc).__name__)

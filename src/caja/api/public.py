@@ -33,9 +33,7 @@ async def ready(request: Request) -> JSONResponse:
     summary="Code 128 image of a recurrent cash reference",
     response_class=Response,
 )
-async def barcode(
-    request: Request, reference: Annotated[str, Path(pattern=r"^[0-9]{10,30}$")]
-) -> Response:
+async def barcode(request: Request, reference: Annotated[str, Path(pattern=r"^[0-9]{10,30}$")]) -> Response:
     container = container_of(request)
     source = await payment_sources.find_by_reference(container.uow, reference)
     if source is None or source.type is not PaymentSourceType.CASH_RECURRENT:

@@ -70,7 +70,9 @@ class ParameterValidationError(CajaError):
     def single(
         cls, param: str, reason: str, message_es: str, message_en: str, debug_message: str
     ) -> ParameterValidationError:
-        return cls([ErrorDetail(_validation_code(param, reason), message_es, message_en, debug_message, param)])
+        return cls(
+            [ErrorDetail(_validation_code(param, reason), message_es, message_en, debug_message, param)]
+        )
 
     @classmethod
     def missing(cls, param: str) -> ParameterValidationError:
@@ -97,8 +99,10 @@ class ParameterValidationError(CajaError):
 
 
 def _validation_code(param: str, reason: str) -> str:
-    return f"conekta.errors.parameter_validation.{param}.{reason}" if param else (
-        f"conekta.errors.parameter_validation.{reason}"
+    return (
+        f"conekta.errors.parameter_validation.{param}.{reason}"
+        if param
+        else (f"conekta.errors.parameter_validation.{reason}")
     )
 
 

@@ -38,7 +38,8 @@ def is_luhn_valid(number: str) -> bool:
 
 
 def random_digits(count: int) -> str:
-    return "".join(str(secrets.randbelow(10)) for _ in range(count))
+    """``count`` uniformly random decimal digits, leading zeros included."""
+    return f"{secrets.randbelow(10**count):0{count}d}"
 
 
 def new_recurrent_cash_reference() -> str:

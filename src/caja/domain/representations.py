@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from caja.domain.clabe import BANK_NAME
 from caja.domain.customers import Customer
 from caja.domain.payment_sources import NEVER_EXPIRES, PaymentSource, PaymentSourceType
 from caja.domain.stores import AGREEMENTS, CASH_PROVIDER, STORE_NAMES
-from caja.domain.clabe import BANK_NAME
 
 JSON = dict[str, Any]
 

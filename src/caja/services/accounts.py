@@ -35,8 +35,12 @@ async def create_account(uow: UnitOfWorkFactory, clock: Clock, name: str) -> Iss
     test_key, live_key = ids.new_api_key(), ids.new_api_key()
     async with uow(write=True) as tx:
         await tx.accounts.insert(account)
-        await tx.accounts.add_key(account.id, livemode=False, key_hash=ids.hash_api_key(test_key), hint=_hint(test_key), now=now)
-        await tx.accounts.add_key(account.id, livemode=True, key_hash=ids.hash_api_key(live_key), hint=_hint(live_key), now=now)
+        await tx.accounts.add_key(
+            account.id, livemode=False, key_hash=ids.hash_api_key(test_key), hint=_hint(test_key), now=now
+        )
+        await tx.accounts.add_key(
+            account.id, livemode=True, key_hash=ids.hash_api_key(live_key), hint=_hint(live_key), now=now
+        )
     return IssuedAccount(account, test_key, live_key)
 
 
@@ -49,9 +53,15 @@ class SandboxAccess:
 
 
 def check_custom_key(key: str) -> None:
-    if not key.startswith(ids.KEY) or len(key) < MIN_CUSTOM_KEY_LENGTH or not key.isascii() or not key.isprintable():
+    if (
+        not key.startswith(ids.KEY)
+        or len(key) < MIN_CUSTOM_KEY_LENGTH
+        or not key.isascii()
+        or not key.isprintable()
+    ):
         raise ValueError(
-            f"an API key must start with {ids.KEY!r} and have at least {MIN_CUSTOM_KEY_LENGTH} printable characters"
+            f"an API key must start with {ids.KEY!r} and have at least "
+            f"{MIN_CUSTOM_KEY_LENGTH} printable characters"
         )
 
 
@@ -70,13 +80,19 @@ async def ensure_sandbox(uow: UnitOfWorkFactory, clock: Clock, fixed_key: str | 
         if fixed_key is not None:
             key_hash = ids.hash_api_key(fixed_key)
             if not await tx.accounts.has_key(key_hash):
-                await tx.accounts.add_key(account.id, livemode=False, key_hash=key_hash, hint=_hint(fixed_key), now=now)
+                await tx.accounts.add_key(
+                    account.id, livemode=False, key_hash=key_hash, hint=_hint(fixed_key), now=now
+                )
             issued = fixed_key
         elif created:
             issued = ids.new_api_key()
-            await tx.accounts.add_key(account.id, livemode=False, key_hash=ids.hash_api_key(issued), hint=_hint(issued), now=now)
+            await tx.accounts.add_key(
+                account.id, livemode=False, key_hash=ids.hash_api_key(issued), hint=_hint(issued), now=now
+            )
             live = ids.new_api_key()
-            await tx.accounts.add_key(account.id, livemode=True, key_hash=ids.hash_api_key(live), hint=_hint(live), now=now)
+            await tx.accounts.add_key(
+                account.id, livemode=True, key_hash=ids.hash_api_key(live), hint=_hint(live), now=now
+            )
     return SandboxAccess(account=account, test_private_key=issued, created=created)
 
 
@@ -88,7 +104,9 @@ async def roll_key(uow: UnitOfWorkFactory, clock: Clock, account_id: str, *, liv
         if await tx.accounts.get(account_id) is None:
             raise ValueError(f"no account {account_id!r}")
         await tx.accounts.revoke_keys(account_id, livemode=livemode, now=now)
-        await tx.accounts.add_key(account_id, livemode=livemode, key_hash=ids.hash_api_key(key), hint=_hint(key), now=now)
+        await tx.accounts.add_key(
+            account_id, livemode=livemode, key_hash=ids.hash_api_key(key), hint=_hint(key), now=now
+        )
     return key
 
 

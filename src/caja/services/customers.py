@@ -46,7 +46,9 @@ async def create(
     )
     async with uow(write=True) as tx:
         await tx.customers.insert(customer)
-        issued = tuple([await payment_sources.issue(tx, tenant, customer.id, s, now, base_url) for s in sources])
+        issued = tuple(
+            [await payment_sources.issue(tx, tenant, customer.id, s, now, base_url) for s in sources]
+        )
         default_id = _default_source_id(request.default_payment_source_id, issued)
         if default_id is not None:
             await tx.customers.update(tenant, customer.id, {"default_payment_source_id": default_id})
@@ -101,12 +103,16 @@ async def update(
             changes = {**changes, "custom_reference": ""}
         if "metadata" in changes and changes["metadata"] is None:
             changes = {**changes, "metadata": {}}
-        previous = {name: getattr(before, name) for name, value in changes.items() if getattr(before, name) != value}
+        previous = {
+            name: getattr(before, name) for name, value in changes.items() if getattr(before, name) != value
+        }
         if not previous:
             return before
         after = replace(before, **changes, updated_at=now)
         await tx.customers.update(tenant, customer_id, {**changes, "updated_at": now})
-        await tx.events.add(new_event(tenant, "customer.updated", customer_json(after, base_url), now, previous))
+        await tx.events.add(
+            new_event(tenant, "customer.updated", customer_json(after, base_url), now, previous)
+        )
     return after
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from caja.domain import ids
-from caja.domain.clabe import new_stp_clabe
+from caja.domain.clabe import stp_clabe
 from caja.domain.clock import Clock
 from caja.domain.errors import InternalError, ParameterValidationError, ResourceNotFoundError
 from caja.domain.events import new_event
@@ -23,15 +23,18 @@ from caja.domain.tenancy import Tenant
 from caja.store.payment_sources import to_payment_source
 from caja.store.uow import UnitOfWork, UnitOfWorkFactory
 
-# With 10^15 cash bodies and 10^11 CLABE accounts, even one retry is rare; five that all
-# collide mean the space is nearly full, which an operator must hear about.
+# With 10^15 cash bodies a retry is rare and CLABEs never repeat by construction; five failed
+# draws in a row mean something is badly wrong, which an operator must hear about.
 MAX_DRAWS = 5
+CLABE_SERIAL = "clabe_account"
+CLABE_KEY = "clabe_permutation"
 
 
-def _draw_reference(kind: PaymentSourceType) -> str:
+async def _draw_reference(tx: UnitOfWork, kind: PaymentSourceType, now: int) -> str:
     if kind is PaymentSourceType.CASH_RECURRENT:
         return new_recurrent_cash_reference()
-    return new_stp_clabe()
+    serial = await tx.sequences.next_value(CLABE_SERIAL)
+    return stp_clabe(serial, await tx.sequences.secret(CLABE_KEY, now))
 
 
 async def issue(
@@ -45,7 +48,7 @@ async def issue(
             livemode=tenant.livemode,
             customer_id=customer_id,
             type=request.type,
-            reference=_draw_reference(request.type),
+            reference=await _draw_reference(tx, request.type, now),
             expires_at=request.expires_at,
             status=PaymentSourceStatus.ACTIVE,
             created_at=now,
@@ -64,7 +67,12 @@ def checked(request: NewPaymentSource, now: int, param: str = "expires_at") -> N
 
 
 async def create(
-    uow: UnitOfWorkFactory, clock: Clock, tenant: Tenant, customer_id: str, request: NewPaymentSource, base_url: str
+    uow: UnitOfWorkFactory,
+    clock: Clock,
+    tenant: Tenant,
+    customer_id: str,
+    request: NewPaymentSource,
+    base_url: str,
 ) -> PaymentSource:
     now = clock.now()
     request = checked(request, now)
@@ -139,9 +147,13 @@ async def delete(
         )
         customer = await tx.customers.get(tenant, customer_id, for_update=True)
         if customer is not None and customer.default_payment_source_id == source.id:
-            await tx.customers.update(tenant, customer_id, {"default_payment_source_id": None, "updated_at": now})
+            await tx.customers.update(
+                tenant, customer_id, {"default_payment_source_id": None, "updated_at": now}
+            )
         deleted = replace(source, status=PaymentSourceStatus.DELETED, updated_at=now)
-        await tx.events.add(new_event(tenant, "payment_source.deleted", payment_source_json(deleted, base_url), now))
+        await tx.events.add(
+            new_event(tenant, "payment_source.deleted", payment_source_json(deleted, base_url), now)
+        )
     return deleted
 
 

@@ -47,7 +47,9 @@ class AccountRepository:
         )
 
     async def has_key(self, key_hash: str) -> bool:
-        found = await self._conn.scalar(sa.select(api_keys.c.account_id).where(api_keys.c.key_hash == key_hash))
+        found = await self._conn.scalar(
+            sa.select(api_keys.c.account_id).where(api_keys.c.key_hash == key_hash)
+        )
         return found is not None
 
     async def revoke_keys(self, account_id: str, *, livemode: bool, now: int) -> None:

@@ -36,7 +36,9 @@ async def upgrade(database: Database) -> None:
 
 async def current_revision(database: Database) -> str | None:
     async with database.engine.connect() as conn:
-        return await conn.run_sync(lambda sync_conn: MigrationContext.configure(sync_conn).get_current_revision())
+        return await conn.run_sync(
+            lambda sync_conn: MigrationContext.configure(sync_conn).get_current_revision()
+        )
 
 
 async def autogenerate(database: Database, message: str) -> None:

@@ -93,3 +93,21 @@ events = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Index("ix_events_tenant_seq", "account_id", "livemode", "seq"),
 )
+
+# Named counters (e.g. the serial behind CLABE account numbers), bumped inside transactions.
+sequences = sa.Table(
+    "sequences",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+
+# Server-wide keys that must outlive a process and be shared by every process on the database
+# (e.g. the CLABE permutation key). Never exposed through any API.
+server_secrets = sa.Table(
+    "server_secrets",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(256), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)

@@ -12,6 +12,7 @@ from caja.store.customers import CustomerRepository
 from caja.store.db import Database
 from caja.store.events import EventRepository
 from caja.store.payment_sources import PaymentSourceRepository
+from caja.store.sequences import SequenceRepository
 
 
 class UnitOfWork:
@@ -48,6 +49,7 @@ class UnitOfWork:
         self.customers = CustomerRepository(conn)
         self.payment_sources = PaymentSourceRepository(conn)
         self.events = EventRepository(conn)
+        self.sequences = SequenceRepository(conn)
         return self
 
     async def __aexit__(

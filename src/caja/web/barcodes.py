@@ -31,5 +31,7 @@ class BarcodeRenderer:
     def _render(reference: str) -> bytes:
         buffer = io.BytesIO()
         code = barcode.get("code128", reference, writer=ImageWriter())
-        code.write(buffer, options={"module_width": 0.3, "module_height": 14.0, "font_size": 10, "quiet_zone": 4.0})
+        code.write(
+            buffer, options={"module_width": 0.3, "module_height": 14.0, "font_size": 10, "quiet_zone": 4.0}
+        )
         return buffer.getvalue()

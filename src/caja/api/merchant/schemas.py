@@ -39,7 +39,9 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=40), AfterValidator(_phone)]
 Text250 = Annotated[str, StringConstraints(max_length=250)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)]
-BirthDate = Annotated[str, StringConstraints(strip_whitespace=True, max_length=10), AfterValidator(_birth_date)]
+BirthDate = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=10), AfterValidator(_birth_date)
+]
 Email = Annotated[EmailStr, StringConstraints(max_length=320)]
 Metadata = Annotated[dict[str, Any], Field(max_length=100)]
 Epoch = Annotated[int, Field(ge=0, le=4_102_444_800)]  # up to 2100-01-01
