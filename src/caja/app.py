@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from caja import __version__
 from caja.api import errors, public
@@ -28,7 +29,8 @@ def create_app(container: Container) -> FastAPI:
         yield
         await container.close()
 
-    app = FastAPI(
+    # The docs pages load Swagger UI and ReDoc from the package, not a CDN: Caja runs offline.
+    app = FastAPIOffline(
         title="Caja",
         version=__version__,
         description=DESCRIPTION,
@@ -36,6 +38,7 @@ def create_app(container: Container) -> FastAPI:
         docs_url="/docs",
         redoc_url="/redoc",
         openapi_url="/openapi.json",
+        static_url="/_caja/docs-assets",
     )
     app.state.container = container
     errors.install(app)

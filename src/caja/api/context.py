@@ -12,6 +12,7 @@ from caja.api.auth import presented_key
 from caja.api.responses import ConektaJSON
 from caja.api.versioning import negotiate
 from caja.bootstrap import Container
+from caja.domain.errors import ParameterValidationError, ResourceNotFoundError
 from caja.domain.paging import DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest
 from caja.domain.representations import JSON
 from caja.domain.tenancy import Tenant
@@ -36,7 +37,19 @@ async def merchant(request: Request) -> Merchant:
     container = container_of(request)
     # Authentication first: an anonymous caller learns nothing, not even which versions exist.
     tenant = await container.keys.tenant(presented_key(request.headers.get("authorization")))
+    _refuse_nul(request)
     return Merchant(tenant=tenant, version=negotiate(request.headers.get("accept")), container=container)
+
+
+def _refuse_nul(request: Request) -> None:
+    """PostgreSQL text cannot hold NUL: a NUL in an id or a query never reaches the database."""
+    path: str = request.scope["path"]
+    if "\x00" in path:
+        raise ResourceNotFoundError.route(path)
+    for name, value in request.query_params.multi_items():
+        if "\x00" in name or "\x00" in value:
+            param = name.replace("\x00", "")
+            raise ParameterValidationError.invalid(param, "NUL characters are not allowed.")
 
 
 MerchantDep = Annotated[Merchant, Depends(merchant)]

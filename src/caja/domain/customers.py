@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -71,6 +72,48 @@ REQUIRED_FIELDS = frozenset({"name", "email"})
 def check_metadata(metadata: dict[str, Any], param: str = "metadata") -> None:
     if len(metadata) > MAX_METADATA_KEYS:
         raise ParameterValidationError.invalid(param, f"At most {MAX_METADATA_KEYS} keys are allowed.")
+    why = _unportable(metadata, depth=1)
+    if why:
+        raise ParameterValidationError.invalid(param, why)
+
+
+# Metadata is stored as JSON on every backend and rendered by orjson: values PostgreSQL or orjson
+# cannot hold (NUL characters, lone surrogates, NaN and infinities, integers beyond 64 bits,
+# very deep nesting) would fail after the write, or be silently changed, so they are refused.
+MAX_METADATA_DEPTH = 20
+_INT64 = 2**63
+
+
+def _unportable(value: Any, depth: int) -> str | None:
+    if depth > MAX_METADATA_DEPTH:
+        return f"It may nest at most {MAX_METADATA_DEPTH} levels deep."
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "Text may not contain NUL characters."
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "Text must be valid Unicode (no lone surrogates)."
+        return None
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return None if -_INT64 <= value < _INT64 else "Integers must fit in 64 bits."
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "Numbers must be finite (no NaN or Infinity)."
+    if isinstance(value, dict):
+        for key, item in value.items():
+            why = _unportable(str(key), depth) or _unportable(item, depth + 1)
+            if why:
+                return why
+        return None
+    if isinstance(value, list | tuple):
+        for item in value:
+            why = _unportable(item, depth + 1)
+            if why:
+                return why
+        return None
+    return f"Unsupported value of type {type(value).__name__}."
 
 
 def check_changes(changes: dict[str, Any]) -> None:

@@ -27,6 +27,7 @@ async def create(
         payment_sources.checked(s, now, f"payment_sources[{i}].expires_at")
         for i, s in enumerate(request.payment_sources)
     ]
+    source_ids = [ids.new_id(ids.PAYMENT_SOURCE) for _ in sources]
     customer = Customer(
         id=ids.new_id(ids.CUSTOMER),
         account_id=tenant.account_id,
@@ -40,31 +41,32 @@ async def create(
         national_id=request.national_id,
         metadata=request.metadata,
         antifraud_info=request.antifraud_info,
-        default_payment_source_id=None,
+        default_payment_source_id=_default_source_id(request.default_payment_source_id, source_ids),
         created_at=now,
         updated_at=now,
     )
     async with uow(write=True) as tx:
         await tx.customers.insert(customer)
-        issued = tuple(
-            [await payment_sources.issue(tx, tenant, customer.id, s, now, base_url) for s in sources]
-        )
-        default_id = _default_source_id(request.default_payment_source_id, issued)
-        if default_id is not None:
-            await tx.customers.update(tenant, customer.id, {"default_payment_source_id": default_id})
-        customer = replace(customer, default_payment_source_id=default_id, payment_sources=issued)
-        await tx.events.add(new_event(tenant, "customer.created", customer_json(customer, base_url), now))
+        issued = [
+            await payment_sources.issue(tx, tenant, customer.id, s, now, base_url, source_id)
+            for s, source_id in zip(sources, source_ids, strict=True)
+        ]
+        customer = customer.with_sources(tuple(issued))
+        tx.events.add(new_event(tenant, "customer.created", customer_json(customer, base_url), now))
     return customer
 
 
-def _default_source_id(requested: str | None, issued: tuple[Any, ...]) -> str | None:
+def _default_source_id(requested: str | None, source_ids: list[str]) -> str | None:
+    """The first new source is the default unless the request names one, which must be among them.
+
+    A new customer's sources get their ids here, so naming one is only possible in a later PUT;
+    an id given at creation is therefore always rejected rather than silently dropped.
+    """
     if requested is not None:
-        if all(s.id != requested for s in issued):
-            raise ParameterValidationError.invalid(
-                "default_payment_source_id", "It must name one of this customer's payment sources."
-            )
-        return requested
-    return issued[0].id if issued else None
+        raise ParameterValidationError.invalid(
+            "default_payment_source_id", "It must name one of this customer's payment sources."
+        )
+    return source_ids[0] if source_ids else None
 
 
 async def _load(tx: UnitOfWork, tenant: Tenant, customer_id: str, *, for_update: bool = False) -> Customer:
@@ -110,9 +112,7 @@ async def update(
             return before
         after = replace(before, **changes, updated_at=now)
         await tx.customers.update(tenant, customer_id, {**changes, "updated_at": now})
-        await tx.events.add(
-            new_event(tenant, "customer.updated", customer_json(after, base_url), now, previous)
-        )
+        tx.events.add(new_event(tenant, "customer.updated", customer_json(after, base_url), now, previous))
     return after
 
 
@@ -126,7 +126,7 @@ async def delete(
         await tx.customers.update(tenant, customer_id, {"deleted_at": now, "updated_at": now})
         await tx.payment_sources.delete_all_of_customer(customer_id, now)
         deleted = replace(customer, deleted_at=now, updated_at=now)
-        await tx.events.add(new_event(tenant, "customer.deleted", customer_json(deleted, base_url), now))
+        tx.events.add(new_event(tenant, "customer.deleted", customer_json(deleted, base_url), now))
     return deleted
 
 

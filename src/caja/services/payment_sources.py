@@ -38,12 +38,19 @@ async def _draw_reference(tx: UnitOfWork, kind: PaymentSourceType, now: int) -> 
 
 
 async def issue(
-    tx: UnitOfWork, tenant: Tenant, customer_id: str, request: NewPaymentSource, now: int, base_url: str
+    tx: UnitOfWork,
+    tenant: Tenant,
+    customer_id: str,
+    request: NewPaymentSource,
+    now: int,
+    base_url: str,
+    source_id: str | None = None,
 ) -> PaymentSource:
     """Insert one new source inside the caller's transaction, with its event."""
+    source_id = source_id or ids.new_id(ids.PAYMENT_SOURCE)
     for _ in range(MAX_DRAWS):
         source = PaymentSource(
-            id=ids.new_id(ids.PAYMENT_SOURCE),
+            id=source_id,
             account_id=tenant.account_id,
             livemode=tenant.livemode,
             customer_id=customer_id,
@@ -55,7 +62,7 @@ async def issue(
             updated_at=now,
         )
         if await tx.payment_sources.insert_if_unique(source):
-            await tx.events.add(
+            tx.events.add(
                 new_event(tenant, "payment_source.created", payment_source_json(source, base_url), now)
             )
             return source
@@ -121,7 +128,7 @@ async def update(
             raise ParameterValidationError.invalid("expires_at", "It must be 0 or an epoch in the future.")
         updated = replace(source, expires_at=check_expiry(expires_at, now), updated_at=now)
         await tx.payment_sources.update(source.id, {"expires_at": updated.expires_at, "updated_at": now})
-        await tx.events.add(
+        tx.events.add(
             new_event(
                 tenant,
                 "payment_source.updated",
@@ -151,7 +158,7 @@ async def delete(
                 tenant, customer_id, {"default_payment_source_id": None, "updated_at": now}
             )
         deleted = replace(source, status=PaymentSourceStatus.DELETED, updated_at=now)
-        await tx.events.add(
+        tx.events.add(
             new_event(tenant, "payment_source.deleted", payment_source_json(deleted, base_url), now)
         )
     return deleted

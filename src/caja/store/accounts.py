@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from caja.domain.tenancy import Tenant
+from caja.store.connection import Conn
 from caja.store.tables import accounts, api_keys
 
 
@@ -19,8 +19,13 @@ class Account:
     created_at: int
 
 
+_TENANT_FOR_KEY = sa.select(api_keys.c.account_id, api_keys.c.livemode).where(
+    api_keys.c.key_hash == sa.bindparam("key_hash"), api_keys.c.revoked_at.is_(None)
+)
+
+
 class AccountRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Conn) -> None:
         self._conn = conn
 
     async def insert(self, account: Account) -> None:
@@ -64,10 +69,7 @@ class AccountRepository:
         )
 
     async def tenant_for_key(self, key_hash: str) -> Tenant | None:
-        query = sa.select(api_keys.c.account_id, api_keys.c.livemode).where(
-            api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)
-        )
-        row = (await self._conn.execute(query)).first()
+        row = (await self._conn.execute(_TENANT_FOR_KEY, {"key_hash": key_hash})).first()
         return Tenant(account_id=row.account_id, livemode=bool(row.livemode)) if row else None
 
 

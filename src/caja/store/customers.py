@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from caja.domain.customers import Customer
 from caja.domain.paging import PageRequest
 from caja.domain.tenancy import Tenant
+from caja.store.connection import Conn
 from caja.store.pagination import RowPage, fetch_page
 from caja.store.tables import customers
 
@@ -18,20 +18,27 @@ def _tenant_filter(tenant: Tenant) -> sa.ColumnElement[bool]:
     return sa.and_(customers.c.account_id == tenant.account_id, customers.c.livemode.is_(tenant.livemode))
 
 
+# Built once: constructing statements per call costs more than running them on SQLite.
+_INSERT = customers.insert()
+_GET = sa.select(customers).where(
+    customers.c.id == sa.bindparam("id"),
+    customers.c.account_id == sa.bindparam("account_id"),
+    customers.c.livemode == sa.bindparam("livemode"),
+    customers.c.deleted_at.is_(None),
+)
+_GET_FOR_UPDATE = _GET.with_for_update()
+
+
 class CustomerRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Conn) -> None:
         self._conn = conn
 
     async def insert(self, customer: Customer) -> None:
-        await self._conn.execute(customers.insert().values(**_columns(customer)))
+        await self._conn.execute(_INSERT, _columns(customer))
 
     async def get(self, tenant: Tenant, customer_id: str, *, for_update: bool = False) -> Customer | None:
-        query = sa.select(customers).where(
-            _tenant_filter(tenant), customers.c.id == customer_id, customers.c.deleted_at.is_(None)
-        )
-        if for_update:
-            query = query.with_for_update()
-        row = (await self._conn.execute(query)).first()
+        params = {"id": customer_id, "account_id": tenant.account_id, "livemode": tenant.livemode}
+        row = (await self._conn.execute(_GET_FOR_UPDATE if for_update else _GET, params)).first()
         return to_customer(row) if row else None
 
     async def update(self, tenant: Tenant, customer_id: str, values: dict[str, Any]) -> None:

@@ -1,24 +1,24 @@
-"""The database engine: URL normalisation, SQLite pragmas, and how write transactions begin."""
+"""The database: URL normalisation and the backend (SQLite or PostgreSQL) behind units of work."""
 
 from __future__ import annotations
 
-import asyncio
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-WRITE_OPTION = "caja_write"
+from caja.store.connection import Conn
+from caja.store.postgres import PostgresBackend
+from caja.store.sqlite import SQLiteBackend
 
 
 def normalise_url(url: str) -> str:
-    """Accept plain ``sqlite:///`` and ``postgresql://`` URLs and pick Caja's async drivers."""
+    """Accept plain ``sqlite:///`` and ``postgresql://`` URLs and pick Caja's drivers."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        parsed = parsed.set(drivername="sqlite+aiosqlite")
+        parsed = parsed.set(drivername="sqlite+pysqlite")
     elif backend in {"postgresql", "postgres"}:
         parsed = parsed.set(drivername="postgresql+asyncpg")
     else:
@@ -31,57 +31,30 @@ def redact_url(url: str) -> str:
 
 
 class Database:
-    """One engine and the knowledge of its dialect's locking rules."""
+    """One backend, chosen by the URL; everything above it sees only units of work."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"echo": echo}
-        if not self.is_sqlite:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
-        self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
-        # SQLite has one writer at a time; queueing writers here is far cheaper than letting them
-        # spin on SQLITE_BUSY. Other processes are still kept out by BEGIN IMMEDIATE + busy_timeout.
-        self.write_lock = asyncio.Lock() if self.is_sqlite else None
-        if self.is_sqlite:
-            _install_sqlite_hooks(self.engine)
+        self._backend: SQLiteBackend | PostgresBackend = (
+            SQLiteBackend(self.url) if self.is_sqlite else PostgresBackend(self.url, pool_size)
+        )
 
     @property
     def dialect(self) -> str:
-        return self.engine.dialect.name
+        return "sqlite" if self.is_sqlite else "postgresql"
 
-    async def connect(self, *, write: bool) -> AsyncConnection:
-        conn = await self.engine.connect()
-        if write:
-            conn = await conn.execution_options(**{WRITE_OPTION: True})
-        return conn
+    def unit(self, *, write: bool) -> AbstractAsyncContextManager[Conn]:
+        backend = self._backend
+        return backend.write_unit() if write else backend.read_unit()
+
+    async def run_sync(self, fn: Any) -> Any:
+        """Run ``fn(sync_connection)`` in one committed transaction (migrations, bulk tools)."""
+        return await self._backend.run_sync(fn)
 
     async def ping(self) -> None:
-        async with self.engine.connect() as conn:
+        async with self.unit(write=False) as conn:
             await conn.execute(sa.text("SELECT 1"))
 
     async def dispose(self) -> None:
-        await self.engine.dispose()
-
-
-def _install_sqlite_hooks(engine: AsyncEngine) -> None:
-    sync_engine = engine.sync_engine
-
-    @event.listens_for(sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Take transaction control from the driver so BEGIN can be IMMEDIATE for writers.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit is on disk before the client hears "200"; money needs that.
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.close()
-
-    @event.listens_for(sync_engine, "begin")
-    def _on_begin(conn: sa.Connection) -> None:
-        if conn.get_execution_options().get(WRITE_OPTION):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            conn.exec_driver_sql("BEGIN")
+        await self._backend.dispose()

@@ -30,20 +30,18 @@ def head_revision() -> str | None:
 
 
 async def upgrade(database: Database) -> None:
-    async with database.engine.begin() as conn:
-        await conn.run_sync(lambda sync_conn: command.upgrade(_config(sync_conn), "head"))
+    await database.run_sync(lambda sync_conn: command.upgrade(_config(sync_conn), "head"))
 
 
 async def current_revision(database: Database) -> str | None:
-    async with database.engine.connect() as conn:
-        return await conn.run_sync(
-            lambda sync_conn: MigrationContext.configure(sync_conn).get_current_revision()
-        )
+    revision = await database.run_sync(
+        lambda sync_conn: MigrationContext.configure(sync_conn).get_current_revision()
+    )
+    return None if revision is None else str(revision)
 
 
 async def autogenerate(database: Database, message: str) -> None:
     """For developers adding a migration: diff the tables module against the database."""
-    async with database.engine.begin() as conn:
-        await conn.run_sync(
-            lambda sync_conn: command.revision(_config(sync_conn), message=message, autogenerate=True)
-        )
+    await database.run_sync(
+        lambda sync_conn: command.revision(_config(sync_conn), message=message, autogenerate=True)
+    )

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from caja.domain.errors import ParameterValidationError
 from caja.domain.paging import PageRequest
+from caja.store.connection import Conn
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +20,7 @@ class RowPage:
 
 
 async def fetch_page(
-    conn: AsyncConnection,
+    conn: Conn,
     table: sa.Table,
     where: sa.ColumnElement[bool],
     request: PageRequest,

@@ -7,11 +7,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from caja.domain.paging import PageRequest
 from caja.domain.payment_sources import PaymentSource, PaymentSourceStatus, PaymentSourceType
 from caja.domain.tenancy import Tenant
+from caja.store.connection import Conn
 from caja.store.pagination import RowPage, fetch_page
 from caja.store.tables import payment_sources
 
@@ -23,10 +23,21 @@ def _tenant_filter(tenant: Tenant) -> sa.ColumnElement[bool]:
 
 
 _ACTIVE = payment_sources.c.status == PaymentSourceStatus.ACTIVE.value
+_INSERT_IF_UNIQUE = {
+    "postgresql": postgresql.insert(payment_sources)
+    .on_conflict_do_nothing()
+    .returning(payment_sources.c.seq),
+    "sqlite": sqlite.insert(payment_sources).on_conflict_do_nothing().returning(payment_sources.c.seq),
+}
+_ACTIVE_OF_CUSTOMER = (
+    sa.select(payment_sources)
+    .where(payment_sources.c.customer_id == sa.bindparam("customer_id"), _ACTIVE)
+    .order_by(payment_sources.c.seq)
+)
 
 
 class PaymentSourceRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: Conn) -> None:
         self._conn = conn
 
     async def insert_if_unique(self, source: PaymentSource) -> bool:
@@ -35,12 +46,7 @@ class PaymentSourceRepository:
         ON CONFLICT DO NOTHING keeps the surrounding transaction usable on PostgreSQL, where a
         failed INSERT would otherwise abort it.
         """
-        values = _columns(source)
-        if self._conn.dialect.name == "postgresql":
-            stmt: Any = postgresql.insert(payment_sources).values(**values).on_conflict_do_nothing()
-        else:
-            stmt = sqlite.insert(payment_sources).values(**values).on_conflict_do_nothing()
-        result = await self._conn.execute(stmt.returning(payment_sources.c.seq))
+        result = await self._conn.execute(_INSERT_IF_UNIQUE[self._conn.dialect.name], _columns(source))
         return result.first() is not None
 
     async def find_by_reference(self, reference: str) -> PaymentSource | None:
@@ -53,6 +59,10 @@ class PaymentSourceRepository:
         ids = list(customer_ids)
         found: dict[str, list[PaymentSource]] = {cid: [] for cid in ids}
         if not ids:
+            return found
+        if len(ids) == 1:
+            rows = (await self._conn.execute(_ACTIVE_OF_CUSTOMER, {"customer_id": ids[0]})).all()
+            found[ids[0]].extend(to_payment_source(row) for row in rows)
             return found
         query = (
             sa.select(payment_sources)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
-
 from caja.store.accounts import AccountRepository
+from caja.store.connection import Conn
 from caja.store.customers import CustomerRepository
 from caja.store.db import Database
 from caja.store.events import EventRepository
@@ -19,32 +19,21 @@ class UnitOfWork:
     """``async with uow_factory(write=True) as uow:`` opens one transaction and commits it on exit.
 
     Leaving the block by an exception rolls everything back, so a request either writes all of
-    its rows and events or none of them.
+    its rows and events or none of them. A write unit returns only once its commit is durable.
     """
 
     def __init__(self, database: Database, *, write: bool) -> None:
         self._database = database
         self._write = write
-        self._conn: AsyncConnection | None = None
-        self._tx: AsyncTransaction | None = None
-        self._locked = False
+        self._unit: AbstractAsyncContextManager[Conn] | None = None
 
     @property
     def dialect(self) -> str:
         return self._database.dialect
 
     async def __aenter__(self) -> Self:
-        lock = self._database.write_lock if self._write else None
-        if lock is not None:
-            await lock.acquire()
-            self._locked = True
-        try:
-            self._conn = await self._database.connect(write=self._write)
-            self._tx = await self._conn.begin()
-        except BaseException:
-            await self._release()
-            raise
-        conn = self._conn
+        self._unit = self._database.unit(write=self._write)
+        conn = await self._unit.__aenter__()
         self.accounts = AccountRepository(conn)
         self.customers = CustomerRepository(conn)
         self.payment_sources = PaymentSourceRepository(conn)
@@ -57,25 +46,16 @@ class UnitOfWork:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:
-        try:
-            if self._tx is not None and self._tx.is_active:
-                if exc_type is None:
-                    await self._tx.commit()
-                else:
-                    await self._tx.rollback()
-        finally:
-            await self._release()
-
-    async def _release(self) -> None:
-        try:
-            if self._conn is not None:
-                await self._conn.close()
-        finally:
-            self._conn = None
-            if self._locked and self._database.write_lock is not None:
-                self._database.write_lock.release()
-                self._locked = False
+    ) -> bool | None:
+        assert self._unit is not None
+        unit, self._unit = self._unit, None
+        if exc_type is None:
+            try:
+                await self.events.flush()
+            except BaseException as flush_error:
+                await unit.__aexit__(type(flush_error), flush_error, flush_error.__traceback__)
+                raise
+        return await unit.__aexit__(exc_type, exc, tb)
 
 
 class UnitOfWorkFactory:

@@ -35,10 +35,19 @@ def _dmy(value: str) -> date:
     return date(int(year), int(month), int(day))
 
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=250)]
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; refuse it on every backend rather than fail on one.
+    if "\x00" in value:
+        raise ValueError("text may not contain NUL characters")
+    return value
+
+
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=250), AfterValidator(_no_nul)
+]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=40), AfterValidator(_phone)]
-Text250 = Annotated[str, StringConstraints(max_length=250)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)]
+Text250 = Annotated[str, StringConstraints(max_length=250), AfterValidator(_no_nul)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=40), AfterValidator(_no_nul)]
 BirthDate = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=10), AfterValidator(_birth_date)
 ]

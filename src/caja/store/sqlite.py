@@ -1,0 +1,172 @@
+"""SQLite: one writer connection with group commit, and a few reader connections.
+
+SQLite allows one writer at a time, and a durable commit costs an fsync. Writers therefore queue
+on one connection; every unit of work runs inside a SAVEPOINT of a shared transaction, and the
+transaction commits once the queue is empty (or the batch is full). Each unit's caller resumes
+only after that commit is on disk, so an answered request is a durable one, while one fsync
+serves every request that arrived during the previous one. A unit that fails rolls back to its
+savepoint and leaves the others in the batch untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from caja.store.connection import LoopConnection, json_dumps
+
+MAX_BATCH = 256
+
+
+def sqlite_engine(url: str) -> sa.Engine:
+    engine = sa.create_engine(
+        url,
+        poolclass=sa.NullPool,
+        json_serializer=json_dumps,
+        connect_args={"check_same_thread": False, "isolation_level": None},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk before the client hears "200"; money needs that.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        # pysqlite would otherwise begin lazily and deferred; writers must hold the lock from BEGIN.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("caja_write") else "BEGIN")
+
+    return engine
+
+
+class _Batch:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.committed: asyncio.Future[None] = loop.create_future()
+        self.units = 0
+
+
+class SQLiteBackend:
+    def __init__(self, url: str, readers: int = 4) -> None:
+        self.engine = sqlite_engine(url)
+        self._writer: sa.Connection | None = None
+        self._write_tx: sa.RootTransaction | None = None
+        self._lock = asyncio.Lock()
+        self._queued = 0
+        self._batch: _Batch | None = None
+        self._idle_readers: list[sa.Connection] = []
+        self._max_idle_readers = readers
+
+    def _writer_connection(self) -> sa.Connection:
+        if self._writer is None or self._writer.closed:
+            self._writer = self.engine.connect().execution_options(caja_write=True)
+        return self._writer
+
+    @asynccontextmanager
+    async def write_unit(self) -> AsyncIterator[LoopConnection]:
+        self._queued += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self._queued -= 1
+        batch: _Batch | None = None
+        failure: BaseException | None = None
+        try:
+            conn = self._writer_connection()
+            if self._batch is None:
+                # BEGIN IMMEDIATE may wait on another process's lock: never on the event loop.
+                self._write_tx = await asyncio.to_thread(conn.begin)
+                self._batch = _Batch(asyncio.get_running_loop())
+            batch = self._batch
+            batch.units += 1
+            savepoint = conn.begin_nested()
+            try:
+                yield LoopConnection(conn)
+            except BaseException as exc:
+                failure = exc
+                if savepoint.is_active:
+                    savepoint.rollback()
+            else:
+                savepoint.commit()
+        except BaseException as exc:
+            failure = failure or exc
+        finally:
+            if self._batch is not None and (self._queued == 0 or self._batch.units >= MAX_BATCH):
+                # A task owns the commit and the lock from here: cancelling this request must
+                # neither abandon the batch of its neighbours nor free the lock mid-commit.
+                await asyncio.shield(asyncio.ensure_future(self._commit_batch_and_unlock()))
+            else:
+                self._lock.release()
+        if failure is not None:
+            raise failure
+        assert batch is not None
+        await asyncio.shield(batch.committed)
+
+    async def _commit_batch_and_unlock(self) -> None:
+        try:
+            batch, tx = self._batch, self._write_tx
+            self._batch, self._write_tx = None, None
+            assert batch is not None and tx is not None
+            try:
+                await asyncio.to_thread(tx.commit)
+            except BaseException as exc:
+                # The batch is lost as a whole; every unit in it must hear so, none may report success.
+                await asyncio.to_thread(self._discard_writer)
+                batch.committed.set_exception(exc)
+                batch.committed.exception()  # mark retrieved: units that failed never await it
+                return
+            batch.committed.set_result(None)
+        finally:
+            self._lock.release()
+
+    def _discard_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.invalidate()
+            self._writer = None
+
+    @asynccontextmanager
+    async def read_unit(self) -> AsyncIterator[LoopConnection]:
+        conn = self._idle_readers.pop() if self._idle_readers else self.engine.connect()
+        tx = conn.begin()
+        try:
+            yield LoopConnection(conn)
+        finally:
+            tx.rollback()
+            if len(self._idle_readers) < self._max_idle_readers:
+                self._idle_readers.append(conn)
+            else:
+                conn.close()
+
+    async def run_sync(self, fn: Any) -> Any:
+        def work() -> Any:
+            with self.engine.connect().execution_options(caja_write=True) as conn:
+                result = fn(conn)
+                conn.commit()
+                return result
+
+        return await asyncio.to_thread(work)
+
+    async def dispose(self) -> None:
+        await self._lock.acquire()
+        if self._batch is not None:
+            await self._commit_batch_and_unlock()
+            await self._lock.acquire()
+        try:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+        finally:
+            self._lock.release()
+        for conn in self._idle_readers:
+            conn.close()
+        self._idle_readers.clear()
+        self.engine.dispose()
