@@ -21,7 +21,14 @@ KEY = "key_"
 
 
 def _base58(length: int) -> str:
-    return "".join(secrets.choice(_BASE58) for _ in range(length))
+    # One uniform draw below 58**length, then its base-58 digits: far cheaper than a draw per
+    # character, with exactly the same distribution.
+    value = secrets.randbelow(58**length)
+    chars = []
+    for _ in range(length):
+        value, index = divmod(value, 58)
+        chars.append(_BASE58[index])
+    return "".join(chars)
 
 
 def new_id(prefix: str) -> str:
