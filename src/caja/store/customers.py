@@ -60,7 +60,7 @@ class CustomerRepository:
                     customers.c.custom_reference.ilike(pattern, escape="\\"),
                 ),
             )
-        return await fetch_page(self._conn, customers, where, request)
+        return await fetch_page(self._conn, customers, where, request, cursor_scope=_tenant_filter(tenant))
 
 
 def _escape_like(text: str) -> str:

@@ -24,14 +24,20 @@ async def fetch_page(
     table: sa.Table,
     where: sa.ColumnElement[bool],
     request: PageRequest,
+    cursor_scope: sa.ColumnElement[bool] | None = None,
 ) -> RowPage:
-    """Rows newest first. ``next`` walks to older rows, ``previous`` back to newer ones."""
+    """Rows newest first. ``next`` walks to older rows, ``previous`` back to newer ones.
+
+    The cursor is looked up in ``cursor_scope`` (default ``where``): a scope that still holds
+    deleted rows keeps a page link valid after the client deletes the items it just saw.
+    """
     seq = table.c.seq
     query = sa.select(table).where(where)
     backwards = request.previous is not None
     cursor_id = request.previous if backwards else request.next
     if cursor_id is not None:
-        cursor_seq = await conn.scalar(sa.select(seq).where(where, table.c.id == cursor_id))
+        scope = where if cursor_scope is None else cursor_scope
+        cursor_seq = await conn.scalar(sa.select(seq).where(scope, table.c.id == cursor_id))
         if cursor_seq is None:
             param = "previous" if backwards else "next"
             raise ParameterValidationError.invalid(param, f"No object {cursor_id[:40]!r} to page from.")

@@ -110,7 +110,8 @@ class PaymentSourceRepository:
                     payment_sources.c.type == request.search,
                 ),
             )
-        return await fetch_page(self._conn, payment_sources, where, request)
+        scope = sa.and_(_tenant_filter(tenant), payment_sources.c.customer_id == customer_id)
+        return await fetch_page(self._conn, payment_sources, where, request, cursor_scope=scope)
 
 
 def _columns(source: PaymentSource) -> dict[str, Any]:
