@@ -84,9 +84,14 @@ async def create(
     now = clock.now()
     request = checked(request, now)
     async with uow(write=True) as tx:
-        if await tx.customers.get(tenant, customer_id, for_update=True) is None:
+        customer = await tx.customers.get(tenant, customer_id, for_update=True)
+        if customer is None:
             raise ResourceNotFoundError.entity("Customer", customer_id)
-        return await issue(tx, tenant, customer_id, request, now, base_url)
+        source = await issue(tx, tenant, customer_id, request, now, base_url)
+        # As on POST /customers: a customer without a default source gets its first one.
+        if customer.default_payment_source_id is None:
+            await tx.customers.update(tenant, customer_id, {"default_payment_source_id": source.id})
+        return source
 
 
 async def list_page(
