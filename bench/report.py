@@ -1,0 +1,336 @@
+"""Turn a benchmark run's JSON into a console table and into docs/performance.md."""
+
+from __future__ import annotations
+
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+TARGET_CREATE_RATIO = 20.0
+TARGET_READ_RATIO = 1.0
+TARGET_SQLITE_CREATES = 2000.0
+TARGET_MILLION_DROP = 0.20
+
+LABELS = {
+    "caja-sqlite": "Caja, SQLite",
+    "caja-postgresql": "Caja, PostgreSQL",
+    "localstripe": "localstripe (peer)",
+}
+
+
+def redact(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def package_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def filesystem(path: Path) -> str:
+    done = subprocess.run(["df", "-T", str(path)], capture_output=True, text=True, check=False)
+    lines = done.stdout.splitlines()
+    return lines[1].split()[1] if len(lines) > 1 else "unknown"
+
+
+def label(key: str) -> str:
+    if key in LABELS:
+        return LABELS[key]
+    backend, _, rows = key.removeprefix("caja-").rpartition("-")
+    name = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}.get(backend, backend)
+    return f"Caja, {name}, {int(rows):,} customers"
+
+
+def _errors(result: dict) -> str:
+    return f"{result['create']['errors']} / {result['read']['errors']}"
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def checks(data: dict) -> list[tuple[str, str, str, bool]]:
+    """(what, measured, target, met) for every target the run can judge."""
+    r = data.get("ratios", {})
+    rows = []
+    for backend, name in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL")):
+        if f"create_vs_localstripe_{backend}" in r:
+            value = r[f"create_vs_localstripe_{backend}"]
+            rows.append(
+                (
+                    f"Caja {name} creates/s ÷ localstripe creates/s",
+                    f"{value:,.1f}×",
+                    f"≥ {TARGET_CREATE_RATIO:g}×",
+                    value >= TARGET_CREATE_RATIO,
+                )
+            )
+        if f"read_vs_localstripe_{backend}" in r:
+            value = r[f"read_vs_localstripe_{backend}"]
+            rows.append(
+                (
+                    f"Caja {name} reads/s ÷ localstripe reads/s",
+                    f"{value:,.2f}×",
+                    f"≥ {TARGET_READ_RATIO:g}×",
+                    value >= TARGET_READ_RATIO,
+                )
+            )
+    if "caja_sqlite_creates_per_second" in r:
+        value = r["caja_sqlite_creates_per_second"]
+        rows.append(
+            (
+                "Caja SQLite creates/s (absolute)",
+                f"{value:,.0f}",
+                f"≥ {TARGET_SQLITE_CREATES:,.0f}",
+                value >= TARGET_SQLITE_CREATES,
+            )
+        )
+    million = data["settings"].get("million_rows")
+    for backend, name in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL")):
+        if f"million_create_change_{backend}" in r:
+            value = r[f"million_create_change_{backend}"]
+            rows.append(
+                (
+                    f"Caja {name} creates/s, {million:,} customers vs empty",
+                    f"{value:+.1%}",
+                    f"drop ≤ {TARGET_MILLION_DROP:.0%}",
+                    value >= -TARGET_MILLION_DROP,
+                )
+            )
+    return rows
+
+
+def total_errors(data: dict) -> int:
+    return sum(
+        r[phase]["errors"] + (r[phase]["warmup"] or {}).get("errors", 0)
+        for r in data["results"].values()
+        for phase in ("create", "read")
+    )
+
+
+def table(data: dict) -> str:
+    header = (
+        f"{'':34} {'create/s':>10} {'p50 ms':>8} {'p99 ms':>8}   {'read/s':>10} {'p50 ms':>8} "
+        f"{'p99 ms':>8}   {'errors c/r':>10}"
+    )
+    lines = ["", header, "-" * len(header)]
+    for key, result in data["results"].items():
+        c, r = result["create"], result["read"]
+        cl, rl = c["latency_ms"], r["latency_ms"]
+        lines.append(
+            f"{label(key):34} {c['rps']:>10,.1f} {cl['p50']:>8.2f} {cl['p99']:>8.2f}   "
+            f"{r['rps']:>10,.1f} {rl['p50']:>8.2f} {rl['p99']:>8.2f}   {_errors(result):>10}"
+        )
+    lines += ["", "Targets:"]
+    for what, measured, target, ok in checks(data):
+        lines.append(f"  {what:58} {measured:>10}  (target {target})  {_verdict(ok)}")
+    errors = total_errors(data)
+    lines.append("")
+    if errors:
+        lines.append(f"ERRORS: {errors} failed requests (non-2xx or socket errors), samples:")
+        for key, result in data["results"].items():
+            for phase in ("create", "read"):
+                for sample in result[phase]["error_samples"][:3]:
+                    lines.append(f"  {key} {phase}: {sample[:300]}")
+    else:
+        lines.append("Every measured request answered 2xx (no socket errors, no timeouts).")
+    log_errors = {k: r["server_log_errors"] for k, r in data["results"].items() if r.get("server_log_errors")}
+    if log_errors:
+        lines.append(f"Server logs with error lines: {log_errors}")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _md_figures(data: dict) -> list[str]:
+    out = [
+        "| Server | Creates/s | p50 ms | p99 ms | Reads/s | p50 ms | p99 ms | Errors (create / read) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key, result in data["results"].items():
+        c, r = result["create"], result["read"]
+        cl, rl = c["latency_ms"], r["latency_ms"]
+        out.append(
+            f"| {label(key)} | {c['rps']:,.0f} | {cl['p50']:.1f} | {cl['p99']:.1f} "
+            f"| {r['rps']:,.0f} | {rl['p50']:.1f} | {rl['p99']:.1f} | {_errors(result)} |"
+        )
+    return out
+
+
+def _md_checks(data: dict) -> list[str]:
+    out = ["| Figure | Measured | Target | |", "|---|---:|---:|---|"]
+    for what, measured, target, ok in checks(data):
+        out.append(f"| {what} | {measured} | {target} | {_verdict(ok)} |")
+    return out
+
+
+def markdown(data: dict, source: Path) -> str:
+    s = data["settings"]
+    m = data["machine"]
+    res = data["results"]
+    pgs = m.get("postgresql", {})
+    million = s.get("million_rows")
+    try:
+        source_name = str(source.resolve().relative_to(Path(__file__).resolve().parent.parent))
+    except ValueError:
+        source_name = str(source)
+    lines = [
+        "# Performance",
+        "",
+        f"<!-- Generated by `python bench/run.py --write-docs` from {source_name}; rerun it rather than",
+        "     editing by hand. -->",
+        "",
+        f"Figures from one run of the benchmark suite in `bench/` on {data['started_at'][:10]} "
+        f"(commit `{data['git']['commit']}`"
+        + (
+            f", with {data['git']['uncommitted_src_files']} uncommitted files under `src/`"
+            if data["git"].get("uncommitted_src_files")
+            else ""
+        )
+        + "). Absolute numbers depend on the machine; the figures that matter are the ratios against "
+        "the peer, [localstripe](https://github.com/adrienverge/localstripe), measured in the same run "
+        "on the same machine with the same load generator.",
+        "",
+        "## Against the targets",
+        "",
+        *_md_checks(data),
+        "",
+        "## Figures",
+        "",
+        f"Requests per second and latency percentiles over {s['duration_s']} s per measurement, "
+        f"{s['connections']} connections. Creates are `POST /customers` with one `cash_recurrent` payment "
+        "source (localstripe: form-encoded `POST /v1/customers` with name, email and phone); reads are "
+        "`GET /customers/{id}` rotating over existing customers (localstripe: `GET /v1/customers/{id}`).",
+        "",
+        *_md_figures(data),
+        "",
+    ]
+    errors = total_errors(data)
+    if errors:
+        lines += [
+            f"**{errors} requests failed** (non-2xx answers or socket errors); samples:",
+            "",
+        ]
+        for key, result in res.items():
+            for phase in ("create", "read"):
+                for sample in result[phase]["error_samples"][:3]:
+                    lines.append(f"- {label(key)}, {phase}: `{sample[:200]}`")
+        lines.append("")
+    else:
+        lines += [
+            "Every request of every measurement and warm-up answered 2xx: wrk's Lua `response()` "
+            "counts each status, and the suite also checks one create and one read by hand before "
+            "loading each server.",
+            "",
+        ]
+    for key, result in res.items():
+        if key == "localstripe":
+            size = result.get("store_pickle_bytes")
+            lines += [
+                f"localstripe held {result['customers_after']:,} customers at the end"
+                + (f" (its pickled store: {size / 2**20:,.1f} MiB, rewritten on every write)" if size else "")
+                + ". Its create rate falls as its store grows, since each write pickles the whole store; "
+                "the figure above is the average over the measurement after a warm-up, from an empty store.",
+                "",
+            ]
+    if million:
+        seeded = [k for k in res if k.endswith(f"-{million}")]
+        lines += [
+            f"## Databases with {million:,} customers",
+            "",
+            f"Caja's create and read rates on a database seeded with {million:,} customers (each with one "
+            "`cash_recurrent` payment source and its two events), against the empty database of the same "
+            "run.",
+            "",
+            "| Backend | Creates/s empty | Creates/s seeded | Change | Reads/s empty | Reads/s seeded "
+            "| Change | Seeded size | Seeding took |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for key in seeded:
+            backend = key.removeprefix("caja-").rpartition("-")[0]
+            empty = res.get(f"caja-{backend}")
+            big = res[key]
+            seed = big.get("seed", {})
+            if not empty:
+                continue
+            lines.append(
+                f"| {label('caja-' + backend).removeprefix('Caja, ')} | {empty['create']['rps']:,.0f} "
+                f"| {big['create']['rps']:,.0f} | {big['create']['rps'] / empty['create']['rps'] - 1:+.1%} "
+                f"| {empty['read']['rps']:,.0f} | {big['read']['rps']:,.0f} "
+                f"| {big['read']['rps'] / empty['read']['rps'] - 1:+.1%} "
+                f"| {seed.get('bytes', 0) / 2**30:.2f} GiB | {seed.get('seed_seconds', 0):,.0f} s |"
+            )
+        lines += [
+            "",
+            "The seeded reads go to 1,000 customers drawn at random from the whole seeded range; the "
+            "empty-database reads go to the 1,000 newest customers of its create phase.",
+            "",
+        ]
+    lines += [
+        "## Method",
+        "",
+        f"- **Machine**: {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GiB RAM, Linux {m['kernel']}, "
+        f"{m['filesystem']} on a virtual disk; Python {m['python']}, SQLite {m['sqlite']}, "
+        f"PostgreSQL {pgs.get('server_version', '?')}, {m['wrk']}.",
+        f"- **Pinning**: the server under test runs with `taskset -c {s['server_core']}` (one uvicorn "
+        "process for Caja, the aiohttp process for localstripe) and wrk with "
+        f"`taskset -c {s['client_core']}`. "
+        "PostgreSQL's own processes are not pinned: they share both cores with the server and wrk, so "
+        "Caja-on-PostgreSQL has a little more than one core of database-plus-server time.",
+        f"- **Load**: `wrk -t{s['wrk_threads']} -c{s['connections']} -d{s['duration_s']}s "
+        f"--timeout {s['wrk_timeout_s']}s --latency -s bench/wrk/customers.lua`, after a "
+        f"{s['warmup_s']} s warm-up run of the same script whose figures are discarded. Requests/s is "
+        "requests completed over the measured duration (wrk's own summary); latencies are wrk's "
+        "percentiles for those requests (closed loop: each connection sends its next request when the "
+        "previous one answers). The Lua script builds a unique name, email and phone for each create, "
+        "and rotates reads over 1,000 ids.",
+        "- **Caja**: `caja serve --host 127.0.0.1 --port PORT --database-url URL --api-key "
+        "key_benchbenchbench1 --log-level warning`, which migrates the schema and starts one uvicorn "
+        "worker (uvloop, httptools, no access log). Each run uses a new SQLite file or a new PostgreSQL "
+        "database, dropped afterwards.",
+        "- **localstripe**: `bench/localstripe_server.py` serves `localstripe.server.app` on 127.0.0.1 "
+        "(its own command listens on every interface) with an empty store and no access log; "
+        "`/tmp/localstripe.pickle` is deleted before and after. localstripe keeps everything in memory and "
+        "pickles its whole store to that file on every write, by design; it is measured as it is.",
+        "- **Durable**: a create is answered only after it is on disk. SQLite runs in WAL mode with "
+        "`synchronous=FULL` (every commit fsyncs the WAL); PostgreSQL runs with its defaults: "
+        f"`fsync={pgs.get('fsync', '?')}`, `synchronous_commit={pgs.get('synchronous_commit', '?')}`, "
+        f"`full_page_writes={pgs.get('full_page_writes', '?')}`, `wal_sync_method="
+        f"{pgs.get('wal_sync_method', '?')}`. localstripe makes no such promise: it writes its pickle "
+        "without fsync.",
+    ]
+    if million:
+        lines.append(
+            f"- **Seeding** ({million:,} customers): `bench/seed.py` migrates a fresh database with "
+            "`caja migrate`, inserts a sandbox account, then writes, in 50,000-customer transactions, one "
+            "`customers` row, one `payment_sources` row (a unique 20-digit Luhn-checked recurrent cash "
+            "reference) and two `events` rows per customer, with the column lists of `caja.store.tables`: "
+            "the sqlite3 driver's `executemany` for SQLite, binary `COPY` "
+            "(`asyncpg.copy_records_to_table`) followed by `VACUUM ANALYZE` for PostgreSQL. Ids and "
+            "references are unique by construction (affine bijections of the row number over each id "
+            "space) and reach the indexes in random order, as random ids do. Event payloads are compact "
+            "stand-ins. The seeded database is cached (`bench/results/seed/` and a PostgreSQL template "
+            "database) and each run works on a copy."
+        )
+    lines += [
+        "",
+        "## Reproduce",
+        "",
+        "```sh",
+        ". .venv/bin/activate",
+        "python bench/run.py                 # everything; seeds the 1M databases the first time",
+        "python bench/run.py --quick         # 5 s measurements, no 1M stage",
+        "python bench/run.py --write-docs    # and regenerate this page from the run's JSON",
+        "python bench/run.py --from-json bench/results/latest.json --write-docs   # re-render only",
+        "```",
+        "",
+        "Options: `--duration`, `--warmup`, `--connections`, `--targets`, `--million-rows`, "
+        "`--million-backends`, `--reseed`, `--drop-seeds`, `--postgres-url` "
+        "(default `postgresql://postgres@127.0.0.1:5432/postgres`). It needs `wrk`, `taskset`, two cores "
+        "and `pip install -e '.[bench]'` (localstripe). Results land in `bench/results/` (not in git), "
+        "with each server's log.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,808 @@
+"""Caja's benchmark: customers created and read per second, against localstripe, in one run.
+
+Measures, with wrk (pinned to core 1) against a server pinned to core 0, on loopback only:
+
+* ``POST /customers`` (with one ``cash_recurrent`` payment source) and ``GET /customers/{id}``
+  on Caja with SQLite and with PostgreSQL, and ``POST``/``GET /v1/customers`` on localstripe;
+* Caja's create rate on databases seeded with 1,000,000 customers (``--million-rows``), against
+  the empty-database rate of the same run.
+
+Writes a table to stdout and ``bench/results/run-*.json`` (and ``latest.json``); ``--write-docs``
+also renders ``docs/performance.md`` from that JSON (``--from-json FILE --write-docs`` re-renders
+without running anything).
+
+    python bench/run.py                  # everything, ~5 minutes plus the first seeding
+    python bench/run.py --quick          # 5 s measurements, no 1M stage
+    python bench/run.py --write-docs     # and regenerate docs/performance.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import random
+import re
+import resource
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+RESULTS = BENCH / "results"
+LUA = BENCH / "wrk" / "customers.lua"
+DOCS = ROOT / "docs" / "performance.md"
+VENV_BIN = Path(sys.executable).parent
+
+sys.path.insert(0, str(BENCH))
+import report  # noqa: E402
+import seed  # noqa: E402
+
+CAJA_KEY = "key_benchbenchbench1"
+STRIPE_KEY = "sk_test_benchbenchbench1"
+CAJA_HEADERS = {
+    "Authorization": f"Bearer {CAJA_KEY}",
+    "Accept": "application/vnd.conekta-v2.3.0+json",
+}
+STRIPE_HEADERS = {"Authorization": f"Bearer {STRIPE_KEY}"}
+LOCALSTRIPE_PICKLE = Path("/tmp/localstripe.pickle")
+READ_IDS = 1000
+SERVER_CORE = "0"
+CLIENT_CORE = "1"
+
+
+@dataclass(frozen=True)
+class Options:
+    duration: int
+    warmup: int
+    connections: int
+    threads: int
+    timeout: int
+    postgres_url: str
+    workdir: Path
+    log_dir: Path
+    idle_wait: int
+    idle_threshold: float
+
+
+@dataclass(frozen=True)
+class Running:
+    """A server under test: its process id (for its CPU time) and its log."""
+
+    pid: int
+    log_path: Path
+    uses_postgres: bool = False
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --------------------------------------------------------------------------------------------
+# Servers
+
+
+@contextlib.contextmanager
+def server(
+    name: str,
+    command: list[str],
+    ready_url: str,
+    headers: dict[str, str],
+    options: Options,
+    timeout: float,
+    uses_postgres: bool = False,
+) -> Iterator[Running]:
+    """Start ``command`` pinned to the server core, wait for ``ready_url`` to answer 200, stop it."""
+    log_path = options.log_dir / f"{name}.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAJA_")}
+    with log_path.open("wb") as out:
+        process = subprocess.Popen(
+            ["taskset", "-c", SERVER_CORE, *command], stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}:\n{log_path.read_text()}")
+            try:
+                if httpx.get(ready_url, headers=headers, timeout=2.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} was not ready in {timeout}s:\n{log_path.read_text()}")
+            time.sleep(0.2)
+        yield Running(process.pid, log_path, uses_postgres)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def caja_server(name: str, database_url: str, options: Options, ready_timeout: float = 120) -> Any:
+    port = free_port()
+    caja = VENV_BIN / "caja"
+    command = [
+        str(caja),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--database-url",
+        database_url,
+        "--api-key",
+        CAJA_KEY,
+        "--log-level",
+        "warning",
+    ]
+    base = f"http://127.0.0.1:{port}"
+    uses_postgres = not database_url.startswith("sqlite")
+    return base, server(name, command, f"{base}/ready", {}, options, ready_timeout, uses_postgres)
+
+
+def server_log_errors(path: Path) -> int:
+    """Lines a server logged at error level or worse, and tracebacks."""
+    pattern = re.compile(r'"level":\s*"(error|critical|exception)"|Traceback|\bERROR\b', re.IGNORECASE)
+    return sum(1 for line in path.read_text(errors="replace").splitlines() if pattern.search(line))
+
+
+# --------------------------------------------------------------------------------------------
+# wrk
+
+
+def wrk(url: str, mode: str, api: str, key: str, seconds: int, options: Options, ids: Path | None) -> dict:
+    """One wrk run pinned to the client core; returns rps, latency percentiles and status counts."""
+    command = [
+        "taskset",
+        "-c",
+        CLIENT_CORE,
+        "wrk",
+        f"-t{options.threads}",
+        f"-c{options.connections}",
+        f"-d{seconds}s",
+        f"--timeout={options.timeout}s",
+        "--latency",
+        "-s",
+        str(LUA),
+        url,
+        "--",
+        mode,
+        api,
+        key,
+    ]
+    if ids is not None:
+        command.append(str(ids))
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + options.timeout + 60)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr}\n{done.stdout}")
+    found = re.search(r"^BENCH_JSON (.*)$", done.stdout, re.MULTILINE)
+    if not found:
+        raise RuntimeError(f"wrk printed no BENCH_JSON line:\n{done.stdout}\n{done.stderr}")
+    raw = json.loads(found.group(1))
+    samples = [json.loads(s) for s in re.findall(r"^BENCH_ERROR (.*)$", done.stdout, re.MULTILINE)]
+    wrk_rps = re.search(r"^Requests/sec:\s+([\d.]+)", done.stdout, re.MULTILINE)
+    statuses = {int(k): v for k, v in raw["statuses"].items()}
+    ok = sum(v for k, v in statuses.items() if 200 <= k < 300)
+    non_2xx = sum(v for k, v in statuses.items() if not 200 <= k < 300)
+    socket_errors = sum(raw["socket_errors"].values())
+    seconds_measured = raw["duration_us"] / 1e6
+    lat = raw["latency_us"]
+    return {
+        "requests": raw["requests"],
+        "seconds": round(seconds_measured, 3),
+        "rps": round(raw["requests"] / seconds_measured, 1),
+        "ok_rps": round(ok / seconds_measured, 1),
+        "wrk_rps": float(wrk_rps.group(1)) if wrk_rps else None,
+        "latency_ms": {k: round(v / 1000, 2) for k, v in lat.items()},
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "ok": ok,
+        "non_2xx": non_2xx,
+        "socket_errors": raw["socket_errors"],
+        "errors": non_2xx + socket_errors,
+        "error_samples": samples,
+    }
+
+
+def measure(
+    url: str, mode: str, api: str, key: str, options: Options, running: Running, ids: Path | None = None
+) -> dict:
+    idle = wait_for_idle(options)
+    warm = None
+    if options.warmup > 0:
+        warm = wrk(url, mode, api, key, options.warmup, options, ids)
+    before = cpu_sample(running)
+    result = wrk(url, mode, api, key, options.duration, options, ids)
+    result["cpu"] = cpu_usage(before, cpu_sample(running), running)
+    result["cpu"]["busy_before_pct"] = idle
+    result["warmup"] = (
+        None if warm is None else {"requests": warm["requests"], "rps": warm["rps"], "errors": warm["errors"]}
+    )
+    if warm is not None and warm["errors"]:
+        result["error_samples"] = warm["error_samples"] + result["error_samples"]
+    flag = "" if result["errors"] == 0 and result["ok"] > 0 else f"  <-- {result['errors']} ERRORS"
+    log(
+        f"    {mode:6} {result['rps']:>9,.1f} req/s  p50 {result['latency_ms']['p50']:>8.2f} ms  "
+        f"p99 {result['latency_ms']['p99']:>8.2f} ms  statuses {result['statuses']}  "
+        f"other load {result['cpu']['other_pct']:.0f}%{flag}"
+    )
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# CPU accounting: how much of the machine went to something other than the measured processes
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> tuple[float, float]:
+    """Busy and total CPU seconds of the whole machine since boot (all cores)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    total = sum(fields[:8])
+    idle = fields[3] + fields[4]
+    return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
+
+
+def _process_cpu(pid: int) -> float:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _postgres_cpu() -> float:
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if (proc / "comm").read_text().strip() in {"postgres", "postmaster"}:
+                    total += _process_cpu(int(proc.name))
+            except OSError:
+                continue
+    return total
+
+
+def cpu_sample(running: Running) -> dict[str, float]:
+    busy, total = _machine_busy()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "busy": busy,
+        "total": total,
+        "server": _process_cpu(running.pid),
+        "wrk": children.ru_utime + children.ru_stime,
+        "postgres": _postgres_cpu(),
+    }
+
+
+def cpu_usage(before: dict[str, float], after: dict[str, float], running: Running) -> dict[str, float]:
+    """CPU seconds of the server, wrk, PostgreSQL and everything else during one measurement."""
+    d = {k: after[k] - before[k] for k in before}
+    ours = d["server"] + d["wrk"] + (d["postgres"] if running.uses_postgres else 0.0)
+    other = max(d["busy"] - ours, 0.0)
+    return {
+        "server_s": round(d["server"], 2),
+        "wrk_s": round(d["wrk"], 2),
+        "postgres_s": round(d["postgres"], 2),
+        "other_s": round(other, 2),
+        # Share of the whole machine (every core) that went to other processes.
+        "other_pct": round(100 * other / d["total"], 1) if d["total"] else 0.0,
+    }
+
+
+def wait_for_idle(options: Options) -> float:
+    """Wait (a bounded time) until the machine is nearly idle; returns the last busy share seen."""
+    deadline = time.monotonic() + options.idle_wait
+    warned = False
+    while True:
+        busy0, total0 = _machine_busy()
+        time.sleep(1.0)
+        busy1, total1 = _machine_busy()
+        pct = 100 * (busy1 - busy0) / max(total1 - total0, 1e-9)
+        if pct <= options.idle_threshold or time.monotonic() >= deadline:
+            if pct > options.idle_threshold:
+                log(f"    machine still {pct:.0f}% busy after {options.idle_wait}s: measuring anyway")
+            return round(pct, 1)
+        if not warned:
+            log(f"    machine {pct:.0f}% busy with other work: waiting up to {options.idle_wait}s")
+            warned = True
+
+
+# --------------------------------------------------------------------------------------------
+# Sanity checks: the measured calls must succeed, with the documented bodies
+
+
+def check_caja(base: str) -> None:
+    body = {
+        "name": "Cliente Verificacion",
+        "email": "verificacion@example.com",
+        "phone": "+5215555555555",
+        "payment_sources": [{"type": "cash_recurrent"}],
+    }
+    with httpx.Client(base_url=base, headers=CAJA_HEADERS, timeout=10) as client:
+        created = client.post("/customers", json=body)
+        if created.status_code != 200:
+            raise RuntimeError(f"POST /customers answered {created.status_code}: {created.text}")
+        customer = created.json()
+        sources = customer["payment_sources"]["data"]
+        if customer["object"] != "customer" or len(sources) != 1 or len(sources[0]["reference"]) != 20:
+            raise RuntimeError(f"POST /customers answered an unexpected body: {created.text}")
+        fetched = client.get(f"/customers/{customer['id']}")
+        if fetched.status_code != 200 or fetched.json()["id"] != customer["id"]:
+            raise RuntimeError(f"GET /customers/id answered {fetched.status_code}: {fetched.text}")
+
+
+def check_stripe(base: str) -> None:
+    data = {"name": "Cliente Verificacion", "email": "verificacion@example.com", "phone": "+5215555555555"}
+    with httpx.Client(base_url=base, headers=STRIPE_HEADERS, timeout=10) as client:
+        created = client.post("/v1/customers", data=data)
+        if created.status_code != 200 or created.json().get("object") != "customer":
+            raise RuntimeError(f"POST /v1/customers answered {created.status_code}: {created.text}")
+        fetched = client.get(f"/v1/customers/{created.json()['id']}")
+        if fetched.status_code != 200:
+            raise RuntimeError(f"GET /v1/customers/id answered {fetched.status_code}: {fetched.text}")
+
+
+def caja_ids(base: str, limit: int = READ_IDS) -> list[str]:
+    """Ids of existing customers, newest first, through the list endpoint."""
+    found: list[str] = []
+    url: str | None = f"{base}/customers?limit=250"
+    with httpx.Client(headers=CAJA_HEADERS, timeout=30) as client:
+        while url and len(found) < limit:
+            page = client.get(url)
+            page.raise_for_status()
+            body = page.json()
+            found += [c["id"] for c in body["data"]]
+            url = body.get("next_page_url") if body.get("has_more") else None
+    return found[:limit]
+
+
+def stripe_ids(base: str, limit: int = READ_IDS) -> list[str]:
+    page = httpx.get(f"{base}/v1/customers", params={"limit": limit}, headers=STRIPE_HEADERS, timeout=60)
+    page.raise_for_status()
+    return [c["id"] for c in page.json()["data"]]
+
+
+def write_ids(name: str, ids: list[str], options: Options) -> Path:
+    if not ids:
+        raise RuntimeError(f"{name}: no customer ids to read")
+    path = options.workdir / f"{name}.ids"
+    path.write_text("\n".join(ids) + "\n")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# Databases
+
+
+def pg_dsn(admin_url: str, database: str | None = None) -> str:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(admin_url).set(drivername="postgresql")
+    if database is not None:
+        url = url.set(database=database)
+    return url.render_as_string(hide_password=False)
+
+
+async def _pg(admin_url: str, *statements: str) -> list[Any]:
+    import asyncpg
+
+    conn = await asyncpg.connect(pg_dsn(admin_url))
+    try:
+        return [await conn.fetch(s) for s in statements]
+    finally:
+        await conn.close()
+
+
+def pg(admin_url: str, *statements: str) -> list[Any]:
+    return asyncio.run(_pg(admin_url, *statements))
+
+
+def pg_exists(admin_url: str, database: str) -> bool:
+    rows = pg(admin_url, f"SELECT 1 FROM pg_database WHERE datname = '{database}'")[0]
+    return bool(rows)
+
+
+def pg_drop(admin_url: str, database: str) -> None:
+    pg(admin_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def fresh_pg_database(admin_url: str, name: str, template: str | None = None) -> Iterator[str]:
+    database = f"caja_bench_{name}_{os.getpid()}"
+    pg_drop(admin_url, database)
+    if template:
+        pg(admin_url, f'CREATE DATABASE "{database}" TEMPLATE "{template}" STRATEGY FILE_COPY')
+    else:
+        pg(admin_url, f'CREATE DATABASE "{database}"')
+    try:
+        yield pg_dsn(admin_url, database)
+    finally:
+        pg_drop(admin_url, database)
+
+
+def count_customers(database_url: str) -> int:
+    if database_url.startswith("sqlite"):
+        with contextlib.closing(sqlite3.connect(database_url.removeprefix("sqlite:///"))) as conn:
+            return int(conn.execute("SELECT count(*) FROM customers").fetchone()[0])
+    return int(pg(database_url, "SELECT count(*) AS n FROM customers")[0][0]["n"])
+
+
+def remove_sqlite(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Targets
+
+
+def run_caja(name: str, database_url: str, options: Options, read_ids: list[str] | None = None) -> dict:
+    log(f"== {name}  ({report.redact(database_url)})")
+    base, running = caja_server(name, database_url, options)
+    with running as proc:
+        check_caja(base)
+        create = measure(base, "create", "caja", CAJA_KEY, options, proc)
+        ids = read_ids or caja_ids(base)
+        read = measure(base, "read", "caja", CAJA_KEY, options, proc, write_ids(name, ids, options))
+    return {
+        "server": "caja",
+        "database": report.redact(database_url),
+        "create": create,
+        "read": read,
+        "read_ids": len(ids),
+        "customers_after": count_customers(database_url),
+        "server_log": str(proc.log_path.relative_to(ROOT)),
+        "server_log_errors": server_log_errors(proc.log_path),
+    }
+
+
+def run_caja_sqlite(options: Options) -> dict:
+    path = options.workdir / "caja-sqlite.db"
+    remove_sqlite(path)
+    try:
+        return run_caja("caja-sqlite", f"sqlite:///{path}", options)
+    finally:
+        remove_sqlite(path)
+
+
+def run_caja_postgresql(options: Options) -> dict:
+    with fresh_pg_database(options.postgres_url, "empty") as url:
+        return run_caja("caja-postgresql", url, options)
+
+
+def run_localstripe(options: Options) -> dict:
+    log("== localstripe")
+    LOCALSTRIPE_PICKLE.unlink(missing_ok=True)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, str(BENCH / "localstripe_server.py"), "--port", str(port)]
+    try:
+        with server(
+            "localstripe", command, f"{base}/v1/customers?limit=1", STRIPE_HEADERS, options, 60
+        ) as proc:
+            check_stripe(base)
+            create = measure(base, "create", "stripe", STRIPE_KEY, options, proc)
+            ids = stripe_ids(base)
+            ids_file = write_ids("localstripe", ids, options)
+            read = measure(base, "read", "stripe", STRIPE_KEY, options, proc, ids_file)
+            customers = len(stripe_ids(base, 10**9))
+        pickle_bytes = LOCALSTRIPE_PICKLE.stat().st_size if LOCALSTRIPE_PICKLE.exists() else None
+    finally:
+        LOCALSTRIPE_PICKLE.unlink(missing_ok=True)
+    return {
+        "server": "localstripe",
+        "version": report.package_version("localstripe"),
+        "create": create,
+        "read": read,
+        "read_ids": len(ids),
+        "customers_after": customers,
+        "store_pickle_bytes": pickle_bytes,
+        "server_log": str(proc.log_path.relative_to(ROOT)),
+        "server_log_errors": server_log_errors(proc.log_path),
+    }
+
+
+def seeded_read_ids(rows: int) -> list[str]:
+    """Customers spread over the whole seeded range (old ones, cold in any cache but the OS's)."""
+    picks = random.Random(42).sample(range(rows), min(READ_IDS, rows))
+    return [seed.customer_id(i) for i in picks]
+
+
+def sqlite_seed_path(rows: int) -> Path:
+    return RESULTS / "seed" / f"sqlite-{rows}.db"
+
+
+def ensure_sqlite_seed(rows: int, reseed: bool) -> dict:
+    path = sqlite_seed_path(rows)
+    meta_path = path.with_suffix(".json")
+    if reseed or not path.exists() or not meta_path.exists():
+        remove_sqlite(path)
+        meta_path.unlink(missing_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        remove_sqlite(partial)
+        log(f"== seeding {rows:,} customers into {path.relative_to(ROOT)}")
+        took = seed.seed(f"sqlite:///{partial}", rows)
+        partial.rename(path)
+        meta_path.write_text(json.dumps({"rows": rows, "seed_seconds": round(took, 1), "at": now_iso()}))
+    meta = json.loads(meta_path.read_text())
+    meta["bytes"] = path.stat().st_size
+    meta["cached"] = not reseed
+    return meta
+
+
+def run_million_sqlite(rows: int, reseed: bool, options: Options) -> dict:
+    meta = ensure_sqlite_seed(rows, reseed)
+    work = options.workdir / "caja-sqlite-million.db"
+    remove_sqlite(work)
+    shutil.copyfile(sqlite_seed_path(rows), work)
+    try:
+        result = run_caja(f"caja-sqlite-{rows}", f"sqlite:///{work}", options, seeded_read_ids(rows))
+    finally:
+        remove_sqlite(work)
+    result["seed"] = meta
+    return result
+
+
+def pg_seed_name(rows: int) -> str:
+    return f"caja_bench_seed_{rows}"
+
+
+def ensure_pg_seed(rows: int, reseed: bool, options: Options) -> dict:
+    name = pg_seed_name(rows)
+    marker = RESULTS / "seed" / f"{name}.json"
+    if reseed or not pg_exists(options.postgres_url, name) or not marker.exists():
+        pg_drop(options.postgres_url, name)
+        marker.unlink(missing_ok=True)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        log(f"== seeding {rows:,} customers into PostgreSQL database {name}")
+        pg(options.postgres_url, f'CREATE DATABASE "{name}"')
+        try:
+            took = seed.seed(pg_dsn(options.postgres_url, name), rows)
+        except BaseException:
+            pg_drop(options.postgres_url, name)
+            raise
+        marker.write_text(json.dumps({"rows": rows, "seed_seconds": round(took, 1), "at": now_iso()}))
+    meta = json.loads(marker.read_text())
+    size = pg(options.postgres_url, f"SELECT pg_database_size('{name}') AS n")[0][0]["n"]
+    meta.update(bytes=int(size), cached=not reseed, template=name)
+    return meta
+
+
+def run_million_postgresql(rows: int, reseed: bool, options: Options) -> dict:
+    meta = ensure_pg_seed(rows, reseed, options)
+    with fresh_pg_database(options.postgres_url, "million", template=pg_seed_name(rows)) as url:
+        result = run_caja(f"caja-postgresql-{rows}", url, options, seeded_read_ids(rows))
+    result["seed"] = meta
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def git(*args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+    return done.stdout.strip()
+
+
+def machine(options: Options) -> dict:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "wrk": (wrk_version.stdout + wrk_version.stderr).split("[")[0].strip(),
+        "filesystem": report.filesystem(options.workdir),
+    }
+    with contextlib.suppress(Exception):
+        settings = pg(
+            options.postgres_url,
+            "SELECT name, setting FROM pg_settings WHERE name IN ('server_version', 'fsync', "
+            "'synchronous_commit', 'full_page_writes', 'wal_sync_method', 'shared_buffers', "
+            "'max_connections')",
+        )[0]
+        info["postgresql"] = {r["name"]: r["setting"] for r in settings}
+    return info
+
+
+def ratios(results: dict, million_rows: int) -> dict:
+    out: dict[str, Any] = {}
+    peer = results.get("localstripe")
+    for backend in ("sqlite", "postgresql"):
+        caja = results.get(f"caja-{backend}")
+        if caja and peer:
+            out[f"create_vs_localstripe_{backend}"] = round(caja["create"]["rps"] / peer["create"]["rps"], 1)
+            out[f"read_vs_localstripe_{backend}"] = round(caja["read"]["rps"] / peer["read"]["rps"], 2)
+        big = results.get(f"caja-{backend}-{million_rows}")
+        if caja and big:
+            change = big["create"]["rps"] / caja["create"]["rps"] - 1
+            out[f"million_create_change_{backend}"] = round(change, 3)
+            out[f"million_read_change_{backend}"] = round(big["read"]["rps"] / caja["read"]["rps"] - 1, 3)
+    if "caja-sqlite" in results:
+        out["caja_sqlite_creates_per_second"] = results["caja-sqlite"]["create"]["rps"]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=int, help="seconds per measurement (default 15; --quick 5)")
+    parser.add_argument("--warmup", type=int, help="seconds of warm-up before each (default 3; --quick 1)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads (default 1, on its one core)")
+    parser.add_argument("--timeout", type=int, default=30, help="wrk per-request timeout, seconds")
+    parser.add_argument("--quick", action="store_true", help="5 s measurements and no 1M stage")
+    parser.add_argument(
+        "--idle-wait",
+        type=int,
+        default=120,
+        help="before each measurement, wait up to this many seconds for other work to stop (120)",
+    )
+    parser.add_argument(
+        "--idle-threshold", type=float, default=10.0, help="%% of the machine counted as idle (10)"
+    )
+    parser.add_argument(
+        "--targets",
+        default="caja-sqlite,caja-postgresql,localstripe",
+        help="comma-separated: caja-sqlite, caja-postgresql, localstripe",
+    )
+    parser.add_argument(
+        "--million",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the seeded-database stage (default: on, off with --quick)",
+    )
+    parser.add_argument("--million-rows", type=int, default=1_000_000, help="customers to seed (1,000,000)")
+    parser.add_argument(
+        "--million-backends", default="sqlite,postgresql", help="seeded stage backends (sqlite,postgresql)"
+    )
+    parser.add_argument("--reseed", action="store_true", help="seed again even if a cached seed exists")
+    parser.add_argument(
+        "--drop-seeds", action="store_true", help="delete the cached seeded databases after the run"
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("CAJA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="an admin connection; runs create and drop their own databases (env CAJA_BENCH_POSTGRES_URL)",
+    )
+    parser.add_argument("--write-docs", action="store_true", help=f"render {DOCS.relative_to(ROOT)}")
+    parser.add_argument("--from-json", type=Path, help="render a previous run's JSON instead of running")
+    args = parser.parse_args()
+
+    if args.from_json:
+        data = json.loads(args.from_json.read_text())
+        print(report.table(data))
+        if args.write_docs:
+            DOCS.write_text(report.markdown(data, args.from_json))
+            log(f"wrote {DOCS.relative_to(ROOT)}")
+        return
+
+    duration = args.duration or (5 if args.quick else 15)
+    warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
+    million = args.million if args.million is not None else not args.quick
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    workdir = RESULTS / "work"
+    log_dir = RESULTS / "logs" / stamp
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    options = Options(
+        idle_wait=args.idle_wait,
+        idle_threshold=args.idle_threshold,
+        duration=duration,
+        warmup=warmup,
+        connections=args.connections,
+        threads=args.threads,
+        timeout=args.timeout,
+        postgres_url=args.postgres_url,
+        workdir=workdir,
+        log_dir=log_dir,
+    )
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    million_backends = [b.strip() for b in args.million_backends.split(",") if b.strip()] if million else []
+    unknown = set(targets) - {"caja-sqlite", "caja-postgresql", "localstripe"}
+    unknown |= set(million_backends) - {"sqlite", "postgresql"}
+    if unknown:
+        parser.error(f"unknown targets {sorted(unknown)}")
+
+    started = time.monotonic()
+    data: dict[str, Any] = {
+        "started_at": now_iso(),
+        "command": " ".join(["python", "bench/run.py", *sys.argv[1:]]),
+        "git": {
+            "commit": git("rev-parse", "--short", "HEAD"),
+            "uncommitted_src_files": len(git("status", "--porcelain", "src").splitlines()),
+        },
+        "settings": {
+            "duration_s": duration,
+            "warmup_s": warmup,
+            "connections": args.connections,
+            "wrk_threads": args.threads,
+            "wrk_timeout_s": args.timeout,
+            "server_core": SERVER_CORE,
+            "client_core": CLIENT_CORE,
+            "read_ids": READ_IDS,
+            "million_rows": args.million_rows if million else None,
+            "idle_wait_s": args.idle_wait,
+            "idle_threshold_pct": args.idle_threshold,
+        },
+        "machine": machine(options),
+        "results": {},
+    }
+    runners = {
+        "caja-sqlite": run_caja_sqlite,
+        "caja-postgresql": run_caja_postgresql,
+        "localstripe": run_localstripe,
+    }
+    results = data["results"]
+    try:
+        for target in targets:
+            results[target] = runners[target](options)
+        for backend in million_backends:
+            key = f"caja-{backend}-{args.million_rows}"
+            if backend == "sqlite":
+                results[key] = run_million_sqlite(args.million_rows, args.reseed, options)
+            else:
+                results[key] = run_million_postgresql(args.million_rows, args.reseed, options)
+    finally:
+        if args.drop_seeds:
+            remove_sqlite(sqlite_seed_path(args.million_rows))
+            sqlite_seed_path(args.million_rows).with_suffix(".json").unlink(missing_ok=True)
+            with contextlib.suppress(Exception):
+                pg_drop(args.postgres_url, pg_seed_name(args.million_rows))
+            (RESULTS / "seed" / f"{pg_seed_name(args.million_rows)}.json").unlink(missing_ok=True)
+    data["ratios"] = ratios(results, args.million_rows)
+    data["elapsed_s"] = round(time.monotonic() - started, 1)
+
+    out = RESULTS / f"run-{stamp}.json"
+    out.write_text(json.dumps(data, indent=2) + "\n")
+    shutil.copyfile(out, RESULTS / "latest.json")
+    print(report.table(data))
+    log(f"results: {out.relative_to(ROOT)}")
+    if args.write_docs:
+        DOCS.write_text(report.markdown(data, out))
+        log(f"wrote {DOCS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
