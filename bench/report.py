@@ -124,6 +124,18 @@ def table(data: dict) -> str:
             f"{label(key):34} {c['rps']:>10,.1f} {cl['p50']:>8.2f} {cl['p99']:>8.2f}   "
             f"{r['rps']:>10,.1f} {rl['p50']:>8.2f} {rl['p99']:>8.2f}   {_errors(result):>10}"
         )
+    lines += ["", "CPU during each measurement (server: share of its core; other: other processes' share"]
+    lines += ["of the whole machine, e.g. other people's work on a shared machine):"]
+    for key, result in data["results"].items():
+        parts = []
+        for phase in ("create", "read"):
+            cpu = result[phase].get("cpu")
+            if cpu:
+                on_pg = result.get("database", "").startswith("postgres")
+                pg = f", postgres {cpu['postgres_s']:.1f} s" if on_pg else ""
+                server_pct = cpu.get("server_pct", float("nan"))
+                parts.append(f"{phase}: server {server_pct:.0f}%, other {cpu['other_pct']:.0f}%{pg}")
+        lines.append(f"  {label(key):34} {'; '.join(parts)}")
     lines += ["", "Targets:"]
     for what, measured, target, ok in checks(data):
         lines.append(f"  {what:58} {measured:>10}  (target {target})  {_verdict(ok)}")
@@ -156,6 +168,21 @@ def _md_figures(data: dict) -> list[str]:
             f"| {label(key)} | {c['rps']:,.0f} | {cl['p50']:.1f} | {cl['p99']:.1f} "
             f"| {r['rps']:,.0f} | {rl['p50']:.1f} | {rl['p99']:.1f} | {_errors(result)} |"
         )
+    return out
+
+
+def _md_cpu(data: dict) -> list[str]:
+    out = [
+        "| Server | Create: server CPU | Create: other load | Read: server CPU | Read: other load |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for key, result in data["results"].items():
+        c, r = result["create"].get("cpu"), result["read"].get("cpu")
+        if c and r:
+            out.append(
+                f"| {label(key)} | {c.get('server_pct', float('nan')):.0f}% | {c['other_pct']:.0f}% "
+                f"| {r.get('server_pct', float('nan')):.0f}% | {r['other_pct']:.0f}% |"
+            )
     return out
 
 
@@ -235,6 +262,16 @@ def markdown(data: dict, source: Path) -> str:
                 "the figure above is the average over the measurement after a warm-up, from an empty store.",
                 "",
             ]
+    lines += [
+        "CPU during each measurement: *server CPU* is the share of its core the server process used "
+        "(near 100% means it was CPU-bound); *other load* is the share of the whole machine used by "
+        "processes other than the server, wrk and (for PostgreSQL targets) PostgreSQL. Before each "
+        f"measurement the suite waits up to {s.get('idle_wait_s', '?')} s for the machine to be under "
+        f"{s.get('idle_threshold_pct', '?')}% busy; a high *other load* means the figure is pessimistic.",
+        "",
+        *_md_cpu(data),
+        "",
+    ]
     if million:
         seeded = [k for k in res if k.endswith(f"-{million}")]
         lines += [

@@ -247,7 +247,8 @@ def measure(
     log(
         f"    {mode:6} {result['rps']:>9,.1f} req/s  p50 {result['latency_ms']['p50']:>8.2f} ms  "
         f"p99 {result['latency_ms']['p99']:>8.2f} ms  statuses {result['statuses']}  "
-        f"other load {result['cpu']['other_pct']:.0f}%{flag}"
+        f"server {result['cpu']['server_pct']:.0f}% of its core, other load {result['cpu']['other_pct']:.0f}%"
+        f"{flag}"
     )
     return result
 
@@ -259,12 +260,20 @@ def measure(
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def _cpu_times() -> dict[str, tuple[float, float]]:
+    """Busy and total CPU seconds since boot: "cpu" for the machine, "cpu0", "cpu1"... per core."""
+    times = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("cpu"):
+            name, *values = line.split()
+            fields = [int(v) for v in values[:8]]
+            idle = fields[3] + fields[4]
+            times[name] = ((sum(fields) - idle) / CLOCK_TICKS, sum(fields) / CLOCK_TICKS)
+    return times
+
+
 def _machine_busy() -> tuple[float, float]:
-    """Busy and total CPU seconds of the whole machine since boot (all cores)."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    total = sum(fields[:8])
-    idle = fields[3] + fields[4]
-    return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
+    return _cpu_times()["cpu"]
 
 
 def _process_cpu(pid: int) -> float:
@@ -289,11 +298,16 @@ def _postgres_cpu() -> float:
 
 
 def cpu_sample(running: Running) -> dict[str, float]:
-    busy, total = _machine_busy()
+    times = _cpu_times()
+    busy, total = times["cpu"]
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
         "busy": busy,
         "total": total,
+        "server_core_busy": times[f"cpu{SERVER_CORE}"][0],
+        "server_core_total": times[f"cpu{SERVER_CORE}"][1],
+        "client_core_busy": times[f"cpu{CLIENT_CORE}"][0],
+        "client_core_total": times[f"cpu{CLIENT_CORE}"][1],
         "server": _process_cpu(running.pid),
         "wrk": children.ru_utime + children.ru_stime,
         "postgres": _postgres_cpu(),
@@ -305,13 +319,21 @@ def cpu_usage(before: dict[str, float], after: dict[str, float], running: Runnin
     d = {k: after[k] - before[k] for k in before}
     ours = d["server"] + d["wrk"] + (d["postgres"] if running.uses_postgres else 0.0)
     other = max(d["busy"] - ours, 0.0)
+
+    def pct(part: float, whole: float) -> float:
+        return round(100 * part / whole, 1) if whole else 0.0
+
     return {
+        # How much of its core the server process used (100% = CPU-bound on its core).
+        "server_pct": pct(d["server"], d["server_core_total"]),
+        "server_core_busy_pct": pct(d["server_core_busy"], d["server_core_total"]),
+        "client_core_busy_pct": pct(d["client_core_busy"], d["client_core_total"]),
         "server_s": round(d["server"], 2),
         "wrk_s": round(d["wrk"], 2),
         "postgres_s": round(d["postgres"], 2),
         "other_s": round(other, 2),
         # Share of the whole machine (every core) that went to other processes.
-        "other_pct": round(100 * other / d["total"], 1) if d["total"] else 0.0,
+        "other_pct": pct(other, d["total"]),
     }
 
 
@@ -534,6 +556,25 @@ def seeded_read_ids(rows: int) -> list[str]:
     return [seed.customer_id(i) for i in picks]
 
 
+def seed_meta(rows: int, took: float) -> dict:
+    return {"rows": rows, "seed_seconds": round(took, 1), "at": now_iso(), "revision": head_revision()}
+
+
+def head_revision() -> str | None:
+    from caja.store.migrate import head_revision
+
+    return head_revision()
+
+
+def seed_is_current(meta_path: Path) -> bool:
+    """A seed made at an older schema revision is made again, so it has today's shape."""
+    revision = json.loads(meta_path.read_text()).get("revision")
+    if revision != head_revision():
+        log(f"== the seed in {meta_path.name} is at schema {revision}, not {head_revision()}: seeding again")
+        return False
+    return True
+
+
 def sqlite_seed_path(rows: int) -> Path:
     return RESULTS / "seed" / f"sqlite-{rows}.db"
 
@@ -541,7 +582,8 @@ def sqlite_seed_path(rows: int) -> Path:
 def ensure_sqlite_seed(rows: int, reseed: bool) -> dict:
     path = sqlite_seed_path(rows)
     meta_path = path.with_suffix(".json")
-    if reseed or not path.exists() or not meta_path.exists():
+    cached = not reseed and path.exists() and meta_path.exists() and seed_is_current(meta_path)
+    if not cached:
         remove_sqlite(path)
         meta_path.unlink(missing_ok=True)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -550,10 +592,10 @@ def ensure_sqlite_seed(rows: int, reseed: bool) -> dict:
         log(f"== seeding {rows:,} customers into {path.relative_to(ROOT)}")
         took = seed.seed(f"sqlite:///{partial}", rows)
         partial.rename(path)
-        meta_path.write_text(json.dumps({"rows": rows, "seed_seconds": round(took, 1), "at": now_iso()}))
+        meta_path.write_text(json.dumps(seed_meta(rows, took)))
     meta = json.loads(meta_path.read_text())
     meta["bytes"] = path.stat().st_size
-    meta["cached"] = not reseed
+    meta["cached"] = cached
     return meta
 
 
@@ -577,7 +619,9 @@ def pg_seed_name(rows: int) -> str:
 def ensure_pg_seed(rows: int, reseed: bool, options: Options) -> dict:
     name = pg_seed_name(rows)
     marker = RESULTS / "seed" / f"{name}.json"
-    if reseed or not pg_exists(options.postgres_url, name) or not marker.exists():
+    cached = not reseed and pg_exists(options.postgres_url, name) and marker.exists()
+    cached = cached and seed_is_current(marker)
+    if not cached:
         pg_drop(options.postgres_url, name)
         marker.unlink(missing_ok=True)
         marker.parent.mkdir(parents=True, exist_ok=True)
@@ -588,10 +632,10 @@ def ensure_pg_seed(rows: int, reseed: bool, options: Options) -> dict:
         except BaseException:
             pg_drop(options.postgres_url, name)
             raise
-        marker.write_text(json.dumps({"rows": rows, "seed_seconds": round(took, 1), "at": now_iso()}))
+        marker.write_text(json.dumps(seed_meta(rows, took)))
     meta = json.loads(marker.read_text())
     size = pg(options.postgres_url, f"SELECT pg_database_size('{name}') AS n")[0][0]["n"]
-    meta.update(bytes=int(size), cached=not reseed, template=name)
+    meta.update(bytes=int(size), cached=cached, template=name)
     return meta
 
 
@@ -637,9 +681,9 @@ def machine(options: Options) -> dict:
     with contextlib.suppress(Exception):
         settings = pg(
             options.postgres_url,
-            "SELECT name, setting FROM pg_settings WHERE name IN ('server_version', 'fsync', "
-            "'synchronous_commit', 'full_page_writes', 'wal_sync_method', 'shared_buffers', "
-            "'max_connections')",
+            "SELECT name, current_setting(name) AS setting FROM pg_settings WHERE name IN "
+            "('server_version', 'fsync', 'synchronous_commit', 'full_page_writes', 'wal_sync_method', "
+            "'shared_buffers', 'max_connections')",
         )[0]
         info["postgresql"] = {r["name"]: r["setting"] for r in settings}
     return info
