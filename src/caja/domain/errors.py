@@ -6,6 +6,7 @@ machine ``code``, the offending ``param``, a message in Spanish and English, and
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 
@@ -99,9 +100,12 @@ class ParameterValidationError(CajaError):
 
 
 def _validation_code(param: str, reason: str) -> str:
+    # Codes name the field path without list indexes (payment_sources.type, not
+    # payment_sources[0].type), as the codes of request validation do; ``param`` keeps the index.
+    path = re.sub(r"\[\d+\]", "", param)
     return (
-        f"conekta.errors.parameter_validation.{param}.{reason}"
-        if param
+        f"conekta.errors.parameter_validation.{path}.{reason}"
+        if path
         else (f"conekta.errors.parameter_validation.{reason}")
     )
 
