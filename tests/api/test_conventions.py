@@ -277,6 +277,33 @@ def test_several_errors_are_reported_together(http: httpx.Client) -> None:
     assert len(set(codes_of(body))) == 4
 
 
+@pytest.mark.parametrize(
+    ("source", "param", "code"),
+    [
+        ({"type": "card"}, "payment_sources[1].type", "payment_sources.type"),
+        ({"type": 5}, "payment_sources[1].type", "payment_sources.type"),
+        (
+            {"type": "cash_recurrent", "expires_at": 5},
+            "payment_sources[1].expires_at",
+            "payment_sources.expires_at",
+        ),
+        ({"type": "cash_recurrent", "color": "rojo"}, "payment_sources[1].color", "payment_sources.color"),
+    ],
+    ids=["domain-type", "datatype", "domain-expiry", "unknown"],
+)
+def test_params_keep_list_indexes_and_codes_do_not(
+    http: httpx.Client, source: dict[str, Any], param: str, code: str
+) -> None:
+    """Every error names the field the same way, wherever in Caja it was caught."""
+    body = error(
+        http.post("/customers", json=customer_body(payment_sources=[{"type": "cash_recurrent"}, source])), 422
+    )
+    assert params_of(body) == [param]
+    [found] = codes_of(body)
+    assert found.startswith(f"conekta.errors.parameter_validation.{code}.")
+    assert "[" not in found
+
+
 def test_a_failed_create_writes_nothing(own: httpx.Client) -> None:
     before = all_customer_ids(own)
     now = int(time.time())
