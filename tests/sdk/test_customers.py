@@ -6,6 +6,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
@@ -200,6 +201,26 @@ def test_references_are_unique_across_many_creations(
     assert len(cash_refs) == len(clabes) == 60
     assert all(luhn_valid(r) for r in cash_refs)
     assert all(clabe.validate_clabe(r) and r.startswith("646180") for r in clabes)
+
+
+def test_concurrent_creations_get_unique_references(
+    server: Server, sdk_for: Callable[[str], conekta.ApiClient]
+) -> None:
+    def worker(_: int) -> list[str]:
+        with sdk_for(server.api_key) as client:
+            api = conekta.CustomersApi(client)
+            found: list[str] = []
+            for _ in range(8):
+                created = api.create_customer(new_customer(payment_sources=[cash(), spei()]))
+                found += [s.reference for s in sources_of(created)]  # type: ignore[attr-defined]
+            return found
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        references = [r for batch in pool.map(worker, range(8)) for r in batch]
+    assert len(references) == 8 * 8 * 2
+    assert len(set(references)) == len(references)
+    assert all(luhn_valid(r) for r in references if len(r) == 20)
+    assert all(clabe.validate_clabe(r) for r in references if len(r) == 18)
 
 
 # --- expiry -----------------------------------------------------------------------------------
