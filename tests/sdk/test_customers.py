@@ -100,6 +100,24 @@ def test_create_plain_customer_then_get_it(customers: conekta.CustomersApi) -> N
     assert fetched.model_dump() == created.model_dump()
 
 
+def test_antifraud_info_and_corporate_round_trip(customers: conekta.CustomersApi) -> None:
+    created = customers.create_customer(
+        new_customer(
+            corporate=True,
+            antifraud_info=conekta.CustomerAntifraudInfo(
+                account_created_at=1_600_000_000, first_paid_at=1_600_000_100
+            ),
+        )
+    )
+    assert created.corporate is True
+    assert created.antifraud_info is not None
+    assert created.antifraud_info.account_created_at == 1_600_000_000
+    assert created.antifraud_info.first_paid_at == 1_600_000_100
+    fetched = customers.get_customer_by_id(created.id)
+    assert fetched.corporate is True
+    assert fetched.antifraud_info == created.antifraud_info
+
+
 def test_each_customer_gets_its_own_id(customers: conekta.CustomersApi) -> None:
     ids = {customers.create_customer(new_customer()).id for _ in range(5)}
     assert len(ids) == 5
@@ -570,6 +588,16 @@ def test_unknown_customer_is_404(customers: conekta.CustomersApi) -> None:
         body = error_of(caught.value)
         assert body["type"] == "resource_not_found_error"
         assert body["details"][0]["code"] == "conekta.errors.resource_not_found.entity"
+
+
+def test_errors_follow_the_sdk_accept_language(customers: conekta.CustomersApi) -> None:
+    messages = {}
+    for language in ("es", "en"):
+        with pytest.raises(NotFoundException) as caught:
+            customers.get_customer_by_id("cus_2NoExisteEsteCliente", accept_language=language)
+        messages[language] = error_of(caught.value)["details"][0]["message"]
+    assert messages["es"] != messages["en"]
+    assert "not found" in messages["en"].lower()
 
 
 def test_wrong_key_is_401(sdk_for: Callable[[str], conekta.ApiClient]) -> None:
