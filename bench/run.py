@@ -743,6 +743,9 @@ def main() -> None:
     )
     parser.add_argument("--reseed", action="store_true", help="seed again even if a cached seed exists")
     parser.add_argument(
+        "--seed-only", action="store_true", help="only make (or check) the seeded databases, then exit"
+    )
+    parser.add_argument(
         "--drop-seeds", action="store_true", help="delete the cached seeded databases after the run"
     )
     parser.add_argument(
@@ -788,6 +791,15 @@ def main() -> None:
     unknown |= set(million_backends) - {"sqlite", "postgresql"}
     if unknown:
         parser.error(f"unknown targets {sorted(unknown)}")
+
+    if args.seed_only:
+        for backend in [b.strip() for b in args.million_backends.split(",") if b.strip()]:
+            if backend == "sqlite":
+                meta = ensure_sqlite_seed(args.million_rows, args.reseed)
+            else:
+                meta = ensure_pg_seed(args.million_rows, args.reseed, options)
+            log(f"{backend}: {json.dumps(meta)}")
+        return
 
     started = time.monotonic()
     data: dict[str, Any] = {
