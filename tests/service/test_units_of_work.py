@@ -1,0 +1,152 @@
+"""Units of work on both backends: all or nothing, durable when answered, isolated from each other."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from caja.domain.clock import FixedClock
+from caja.domain.customers import Customer, NewCustomer
+from caja.domain.errors import ParameterValidationError, ResourceNotFoundError
+from caja.domain.paging import PageRequest
+from caja.domain.payment_sources import NewPaymentSource, PaymentSourceType
+from caja.domain.tenancy import Tenant
+from caja.services import accounts, customers, payment_sources
+from caja.store import migrate
+from caja.store.customers import to_customer
+from caja.store.db import Database
+from caja.store.tables import customers as customers_table
+from caja.store.tables import events
+from caja.store.tables import payment_sources as sources_table
+from caja.store.uow import UnitOfWork, UnitOfWorkFactory
+
+BASE = "http://caja.test"
+CASH = NewPaymentSource(PaymentSourceType.CASH_RECURRENT)
+SPEI = NewPaymentSource(PaymentSourceType.SPEI_RECURRENT)
+
+
+async def count(database: Database, table: sa.Table) -> int:
+    return int(await database.run_sync(lambda c: c.scalar(sa.select(sa.func.count()).select_from(table))))
+
+
+@pytest.fixture
+async def tenant(uow: UnitOfWorkFactory, clock: FixedClock) -> Tenant:
+    issued = await accounts.create_account(uow, clock, "Comercio")
+    return Tenant(issued.account.id, livemode=False)
+
+
+async def test_concurrent_creates_all_commit_with_their_events(
+    uow: UnitOfWorkFactory, clock: FixedClock, tenant: Tenant, database: Database
+) -> None:
+    requests = [
+        NewCustomer(name=f"Cliente {i}", email=f"c{i}@example.com", payment_sources=(CASH,))
+        for i in range(200)
+    ]
+    created = await asyncio.gather(*(customers.create(uow, clock, tenant, r, BASE) for r in requests))
+    assert len({c.id for c in created}) == 200
+    assert await count(database, customers_table) == 200
+    assert await count(database, sources_table) == 200
+    # customer.created + payment_source.created for each
+    assert await count(database, events) == 400
+
+
+async def test_a_failing_unit_leaves_its_batch_neighbours_intact(
+    uow: UnitOfWorkFactory, clock: FixedClock, tenant: Tenant, database: Database
+) -> None:
+    class Boom(Exception):
+        pass
+
+    async def good(i: int) -> None:
+        await customers.create(uow, clock, tenant, NewCustomer(name=f"ok {i}", email="ok@example.com"), BASE)
+
+    async def bad() -> None:
+        await customers.create(uow, clock, tenant, NewCustomer(name="x", email="x@example.com"), BASE)
+        async with uow(write=True) as tx:
+            template = await tx.customers.get(tenant, (await _any_customer(tx, tenant)).id)
+            assert template is not None
+            await tx.customers.insert(replace(template, id="cus_2failingfailingfai", name="half"))
+            raise Boom
+
+    results = await asyncio.gather(
+        *(good(i) for i in range(20)), bad(), *(good(i) for i in range(20, 40)), return_exceptions=True
+    )
+    assert sum(isinstance(r, Boom) for r in results) == 1
+    assert all(r is None for r in results if not isinstance(r, Boom))
+    names = await database.run_sync(lambda c: set(c.scalars(sa.select(customers_table.c.name)).all()))
+    assert "half" not in names  # the failing unit's insert was rolled back...
+    assert {f"ok {i}" for i in range(40)} <= names  # ...and nobody else's was
+    assert "x" in names  # the unit that committed before the failure stays
+
+
+async def _any_customer(tx: UnitOfWork, tenant: Tenant) -> Customer:
+    page = await tx.customers.page(tenant, PageRequest(limit=1))
+    return to_customer(page.rows[0])
+
+
+async def test_invalid_source_rejects_the_whole_customer(
+    uow: UnitOfWorkFactory, clock: FixedClock, tenant: Tenant, database: Database
+) -> None:
+    too_far = NewPaymentSource(PaymentSourceType.CASH_RECURRENT, expires_at=clock.now() + 400 * 86_400)
+    with pytest.raises(ParameterValidationError) as caught:
+        await customers.create(
+            uow,
+            clock,
+            tenant,
+            NewCustomer(name="N", email="n@example.com", payment_sources=(CASH, too_far)),
+            BASE,
+        )
+    assert caught.value.details[0].param == "payment_sources[1].expires_at"
+    assert await count(database, customers_table) == 0
+    assert await count(database, sources_table) == 0
+    assert await count(database, events) == 0
+
+
+async def test_tenants_are_isolated(uow: UnitOfWorkFactory, clock: FixedClock, tenant: Tenant) -> None:
+    created = await customers.create(uow, clock, tenant, NewCustomer(name="A", email="a@example.com"), BASE)
+    other = Tenant((await accounts.create_account(uow, clock, "Otro")).account.id, livemode=False)
+    live_self = Tenant(tenant.account_id, livemode=True)
+    for outsider in (other, live_self):
+        with pytest.raises(ResourceNotFoundError):
+            await customers.get(uow, outsider, created.id)
+        with pytest.raises(ResourceNotFoundError):
+            await customers.delete(uow, clock, outsider, created.id, BASE)
+        assert (await customers.list_page(uow, outsider, PageRequest())).items == []
+    assert (await customers.get(uow, tenant, created.id)).id == created.id
+
+
+async def test_clabes_are_unique_under_concurrency(
+    uow: UnitOfWorkFactory, clock: FixedClock, tenant: Tenant
+) -> None:
+    owner = await customers.create(uow, clock, tenant, NewCustomer(name="S", email="s@example.com"), BASE)
+    sources = await asyncio.gather(
+        *(payment_sources.create(uow, clock, tenant, owner.id, SPEI, BASE) for _ in range(100))
+    )
+    references = [s.reference for s in sources]
+    assert len(set(references)) == 100
+    assert all(r.startswith("646180") and len(r) == 18 for r in references)
+
+
+async def test_sqlite_commits_are_durable_once_answered(tmp_path: Path) -> None:
+    """A create that returned is on disk: a separate connection opened afterwards sees it."""
+    path = tmp_path / "durable.db"
+    database = Database(f"sqlite:///{path}")
+    await migrate.upgrade(database)
+    uow = UnitOfWorkFactory(database)
+    clock = FixedClock(1_800_000_000)
+    tenant = Tenant((await accounts.create_account(uow, clock, "D")).account.id, livemode=False)
+    created = await asyncio.gather(
+        *(
+            customers.create(uow, clock, tenant, NewCustomer(name=f"d{i}", email="d@example.com"), BASE)
+            for i in range(50)
+        )
+    )
+    # No dispose: a process killed now must still have these rows.
+    with sqlite3.connect(path) as raw:
+        stored = {row[0] for row in raw.execute("SELECT id FROM customers")}
+    assert {c.id for c in created} <= stored
+    await database.dispose()
