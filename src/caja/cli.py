@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -89,7 +91,15 @@ def serve(
         server_header=False,
         timeout_graceful_shutdown=10,
     )
+    # uvicorn drains in-flight requests on SIGTERM/SIGINT, then re-raises the signal to the
+    # handlers it found; these make that final step a clean exit (status 0), not a kill.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _exit_after_graceful_shutdown)
     uvicorn.Server(config).run()
+
+
+def _exit_after_graceful_shutdown(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 @cli.command(name="migrate")

@@ -22,6 +22,8 @@ from caja.domain.errors import (
     ParameterValidationError,
     RequestError,
     ResourceNotFoundError,
+    code_path,
+    validation_code,
 )
 from caja.domain.ids import new_log_id
 
@@ -70,19 +72,6 @@ def _param(loc: Sequence[int | str]) -> str:
     return ".".join(parts)
 
 
-def _code_path(param: str) -> str:
-    # Codes name the field path without list indexes: payment_sources.type, not payment_sources[0].type.
-    out, depth = [], 0
-    for char in param:
-        if char == "[":
-            depth += 1
-        elif char == "]":
-            depth -= 1
-        elif depth == 0:
-            out.append(char)
-    return "".join(out)
-
-
 def from_validation(errors: Sequence[Any]) -> CajaError:
     details: list[ErrorDetail] = []
     for err in errors:
@@ -98,11 +87,10 @@ def from_validation(errors: Sequence[Any]) -> CajaError:
 
 
 def _validation_detail(param: str, kind: str, msg: str) -> ErrorDetail:
-    leaf = _code_path(param).rsplit(".", 1)[-1]
-    code_path = _code_path(param)
+    leaf = code_path(param).rsplit(".", 1)[-1]
     if kind == "missing":
         return ErrorDetail(
-            f"conekta.errors.parameter_validation.{code_path}.missing",
+            validation_code(param, "missing"),
             f"El parámetro {leaf} es requerido.",
             f"The parameter {leaf} is required.",
             f'The "{param}" parameter is missing.',
@@ -111,14 +99,14 @@ def _validation_detail(param: str, kind: str, msg: str) -> ErrorDetail:
     if kind == "extra_forbidden":
         if leaf in UNSUPPORTED_PARAMS:
             return ErrorDetail(
-                f"conekta.errors.parameter_validation.{code_path}.unsupported",
+                validation_code(param, "unsupported"),
                 f"Caja no soporta el parámetro {leaf}.",
                 f"Caja does not support the parameter {leaf}.",
                 f'The "{param}" parameter is part of Conekta\'s API but not implemented by Caja.',
                 param,
             )
         return ErrorDetail(
-            f"conekta.errors.parameter_validation.{code_path}.unknown",
+            validation_code(param, "unknown"),
             f"El parámetro {leaf} no es reconocido.",
             f"The parameter {leaf} is not recognised.",
             f'The "{param}" parameter is unknown.',
@@ -126,14 +114,14 @@ def _validation_detail(param: str, kind: str, msg: str) -> ErrorDetail:
         )
     if kind.endswith("_type") or kind.endswith("_parsing"):
         return ErrorDetail(
-            f"conekta.errors.parameter_validation.{code_path}.invalid_datatype",
+            validation_code(param, "invalid_datatype"),
             f"El parámetro {leaf} es inválido.",
             f"The parameter {leaf} is invalid.",
             f'The "{param}" parameter has the wrong data type: {msg}',
             param,
         )
     return ErrorDetail(
-        f"conekta.errors.parameter_validation.{code_path}.invalid",
+        validation_code(param, "invalid"),
         f"El parámetro {leaf} es inválido.",
         f"The parameter {leaf} is invalid.",
         f'The "{param}" parameter is invalid: {msg}',

@@ -72,7 +72,7 @@ class ParameterValidationError(CajaError):
         cls, param: str, reason: str, message_es: str, message_en: str, debug_message: str
     ) -> ParameterValidationError:
         return cls(
-            [ErrorDetail(_validation_code(param, reason), message_es, message_en, debug_message, param)]
+            [ErrorDetail(validation_code(param, reason), message_es, message_en, debug_message, param)]
         )
 
     @classmethod
@@ -99,15 +99,16 @@ class ParameterValidationError(CajaError):
         )
 
 
-def _validation_code(param: str, reason: str) -> str:
-    # Codes name the field path without list indexes (payment_sources.type, not
-    # payment_sources[0].type), as the codes of request validation do; ``param`` keeps the index.
-    path = re.sub(r"\[\d+\]", "", param)
-    return (
-        f"conekta.errors.parameter_validation.{path}.{reason}"
-        if path
-        else (f"conekta.errors.parameter_validation.{reason}")
-    )
+def code_path(param: str) -> str:
+    """Codes name the field path without list indexes (``payment_sources.type``, not
+    ``payment_sources[0].type``); ``param`` keeps the index so the client can find the item."""
+    return re.sub(r"\[\d+\]", "", param)
+
+
+def validation_code(param: str, reason: str) -> str:
+    path = code_path(param)
+    prefix = "conekta.errors.parameter_validation"
+    return f"{prefix}.{path}.{reason}" if path else f"{prefix}.{reason}"
 
 
 class MalformedRequestError(CajaError):

@@ -7,6 +7,7 @@ from dataclasses import replace
 from caja.domain import ids
 from caja.domain.clabe import stp_clabe
 from caja.domain.clock import Clock
+from caja.domain.customers import Customer
 from caja.domain.errors import InternalError, ParameterValidationError, ResourceNotFoundError
 from caja.domain.events import new_event
 from caja.domain.paging import Page, PageRequest
@@ -18,7 +19,7 @@ from caja.domain.payment_sources import (
     check_expiry,
 )
 from caja.domain.references import new_recurrent_cash_reference
-from caja.domain.representations import payment_source_json
+from caja.domain.representations import customer_json, payment_source_json
 from caja.domain.tenancy import Tenant
 from caja.store.payment_sources import to_payment_source
 from caja.store.uow import UnitOfWork, UnitOfWorkFactory
@@ -90,8 +91,23 @@ async def create(
         source = await issue(tx, tenant, customer_id, request, now, base_url)
         # As on POST /customers: a customer without a default source gets its first one.
         if customer.default_payment_source_id is None:
-            await tx.customers.update(tenant, customer_id, {"default_payment_source_id": source.id})
+            await _change_default_source(tx, tenant, customer, source.id, now, base_url)
         return source
+
+
+async def _change_default_source(
+    tx: UnitOfWork, tenant: Tenant, customer: Customer, source_id: str | None, now: int, base_url: str
+) -> None:
+    """Point the customer at another default source, and say so with a ``customer.updated``."""
+    await tx.customers.update(
+        tenant, customer.id, {"default_payment_source_id": source_id, "updated_at": now}
+    )
+    sources = await tx.payment_sources.active_for_customers([customer.id])
+    after = replace(customer, default_payment_source_id=source_id, updated_at=now).with_sources(
+        tuple(sources[customer.id])
+    )
+    previous = {"default_payment_source_id": customer.default_payment_source_id}
+    tx.events.add(new_event(tenant, "customer.updated", customer_json(after, base_url), now, previous))
 
 
 async def list_page(
@@ -159,9 +175,7 @@ async def delete(
         )
         customer = await tx.customers.get(tenant, customer_id, for_update=True)
         if customer is not None and customer.default_payment_source_id == source.id:
-            await tx.customers.update(
-                tenant, customer_id, {"default_payment_source_id": None, "updated_at": now}
-            )
+            await _change_default_source(tx, tenant, customer, None, now, base_url)
         deleted = replace(source, status=PaymentSourceStatus.DELETED, updated_at=now)
         tx.events.add(
             new_event(tenant, "payment_source.deleted", payment_source_json(deleted, base_url), now)
