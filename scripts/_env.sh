@@ -13,13 +13,13 @@ caja_venv() {
   fi
   local stamp="$VENV/.caja-installed-$extras"
   local want
-  want="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+  want="$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" | sha256sum | cut -d' ' -f1)"
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
     if [ -n "$extras" ]; then
-      "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT[$extras]"
+      "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -c "$ROOT/constraints.txt" -e "$ROOT[$extras]"
     else
-      "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT"
+      "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -c "$ROOT/constraints.txt" -e "$ROOT"
     fi
     echo "$want" > "$stamp"
   fi
