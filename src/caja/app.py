@@ -10,6 +10,7 @@ from fastapi_offline import FastAPIOffline
 
 from caja import __version__
 from caja.api import errors, public
+from caja.api.limits import BodySizeLimit
 from caja.api.merchant import customers, payment_sources
 from caja.bootstrap import Container
 
@@ -21,6 +22,9 @@ Authenticate with a private API key, as `Authorization: Bearer key_...` or HTTP 
 key as user name. Name the API version in `Accept: application/vnd.conekta-v2.3.0+json`
 (2.0.0 to 2.3.0). Every success is HTTP 200; every error is a Conekta error object.
 """
+
+
+MAX_BODY_BYTES = 1024 * 1024
 
 
 def create_app(container: Container) -> FastAPI:
@@ -39,8 +43,15 @@ def create_app(container: Container) -> FastAPI:
         redoc_url="/redoc",
         openapi_url="/openapi.json",
         static_url="/_caja/docs-assets",
+        max_body_size=MAX_BODY_BYTES,
+        # A redirect would drop a POST body; an unknown path gets a Conekta 404 instead.
+        redirect_slashes=False,
     )
     app.state.container = container
+    # Outside FastAPI's own stack, so an oversized Content-Length gets a Conekta error object
+    # before FastAPI's body limit (kept for chunked bodies) answers a bare 413.
+    build_stack = app.build_middleware_stack
+    app.build_middleware_stack = lambda: BodySizeLimit(build_stack(), MAX_BODY_BYTES)  # type: ignore[method-assign]
     errors.install(app)
     app.include_router(public.router)
     app.include_router(customers.router)

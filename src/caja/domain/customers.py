@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -10,6 +11,7 @@ from caja.domain.errors import ParameterValidationError
 from caja.domain.payment_sources import NewPaymentSource, PaymentSource
 
 MAX_METADATA_KEYS = 100
+MAX_METADATA_CHARS = 32_768
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,10 @@ def check_metadata(metadata: dict[str, Any], param: str = "metadata") -> None:
     why = _unportable(metadata, depth=1)
     if why:
         raise ParameterValidationError.invalid(param, why)
+    if len(json.dumps(metadata, ensure_ascii=False)) > MAX_METADATA_CHARS:
+        raise ParameterValidationError.invalid(
+            param, f"It may hold at most {MAX_METADATA_CHARS} characters of JSON."
+        )
 
 
 # Metadata is stored as JSON on every backend and rendered by orjson: values PostgreSQL or orjson
