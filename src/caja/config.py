@@ -19,6 +19,9 @@ class Settings:
     api_key: str | None = None
     # Where payers' browsers reach Caja (barcode images, slips); defaults to http://host:port.
     public_url: str | None = None
+    # Encrypts webhook private keys and signing secrets at rest. Set CAJA_SECRET (the same on every
+    # process of one database) in production; without it Caja keeps a generated one in the database.
+    secret: str | None = None
     log_level: str = "info"
     log_json: bool = True
     db_pool_size: int = 10
@@ -42,6 +45,7 @@ class Settings:
             port=int(environ.get("CAJA_PORT", base.port)),
             api_key=environ.get("CAJA_API_KEY") or None,
             public_url=environ.get("CAJA_PUBLIC_URL") or None,
+            secret=environ.get("CAJA_SECRET") or None,
             log_level=environ.get("CAJA_LOG_LEVEL", base.log_level).lower(),
             log_json=environ.get("CAJA_LOG_FORMAT", "json").lower() != "console",
             db_pool_size=int(environ.get("CAJA_DB_POOL_SIZE", base.db_pool_size)),

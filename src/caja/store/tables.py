@@ -111,3 +111,106 @@ server_secrets = sa.Table(
     sa.Column("value", sa.String(256), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
 )
+
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("account_id", sa.String(40), nullable=False),
+    sa.Column("livemode", sa.Boolean, nullable=False),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("description", sa.String(500), nullable=True),
+    sa.Column("subscribed_events", Json, nullable=False),
+    # being_pinged -> listening <-> intermittent_errors -> disabled (see caja.domain.webhooks)
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("synchronous", sa.Boolean, nullable=False),
+    # The Standard Webhooks HMAC secret ("whsec_..."), encrypted with the server secret.
+    sa.Column("signing_secret", sa.Text, nullable=False),
+    # When the current run of failed deliveries began; None while deliveries succeed.
+    sa.Column("failing_since", sa.BigInteger, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("deleted_at", sa.BigInteger, nullable=True),
+    sa.Index("ix_webhooks_tenant_seq", "account_id", "livemode", "seq"),
+)
+
+webhook_keys = sa.Table(
+    "webhook_keys",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("account_id", sa.String(40), nullable=False),
+    sa.Column("livemode", sa.Boolean, nullable=False),
+    sa.Column("public_key", sa.Text, nullable=False),
+    # The PEM private key, encrypted with the server secret (caja.delivery.keyring).
+    sa.Column("private_key", sa.Text, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("deactivated_at", sa.BigInteger, nullable=True),
+    sa.Column("deleted_at", sa.BigInteger, nullable=True),
+    sa.Index("ix_webhook_keys_tenant_seq", "account_id", "livemode", "seq"),
+)
+
+# The outbox's work queue: webhook deliveries, e-mails and, later, scheduled work, claimed by
+# dispatchers (FOR UPDATE SKIP LOCKED on PostgreSQL) and retried with backoff. Times in ms.
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("account_id", sa.String(40), nullable=False),
+    sa.Column("livemode", sa.Boolean, nullable=False),
+    sa.Column("event_id", sa.String(40), nullable=True),
+    sa.Column("webhook_id", sa.String(40), nullable=True),
+    sa.Column("payload", Json, nullable=False),
+    # pending -> running -> succeeded | failed (gave up) | cancelled; running jobs hold a lease.
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("run_at", sa.BigInteger, nullable=False),
+    sa.Column("lease_until", sa.BigInteger, nullable=True),
+    sa.Column("worker", sa.String(80), nullable=True),
+    sa.Column("last_status", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.String(500), nullable=True),
+    sa.Column("last_attempted_at", sa.BigInteger, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("finished_at", sa.BigInteger, nullable=True),
+    sa.Index("ix_jobs_due", "status", "run_at"),
+    sa.Index("ix_jobs_event", "event_id"),
+    sa.Index("ix_jobs_webhook", "webhook_id", "seq"),
+)
+
+# One row per attempt of a job: what was sent and what came back.
+job_attempts = sa.Table(
+    "job_attempts",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.String(40), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.BigInteger, nullable=False),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Column("url", sa.String(2048), nullable=True),
+    sa.Column("http_status", sa.Integer, nullable=True),
+    sa.Column("error", sa.String(500), nullable=True),
+    sa.Column("request_headers", Json, nullable=True),
+    sa.Column("request_body", sa.Text, nullable=True),
+    sa.Column("response_headers", Json, nullable=True),
+    # The first few KB only.
+    sa.Column("response_body", sa.Text, nullable=True),
+    sa.Index("ix_job_attempts_job", "job_id", "seq"),
+)
+
+# Messages received by the sandbox's built-in mail catcher.
+caught_emails = sa.Table(
+    "caught_emails",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("received_at", sa.BigInteger, nullable=False),
+    sa.Column("mail_from", sa.String(320), nullable=False),
+    sa.Column("recipients", Json, nullable=False),
+    sa.Column("subject", sa.String(500), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+)
