@@ -30,8 +30,11 @@ MAX_BODY_BYTES = 1024 * 1024
 def create_app(container: Container) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await container.close()
+        await container.start()
+        try:
+            yield
+        finally:
+            await container.close()
 
     # The docs pages load Swagger UI and ReDoc from the package, not a CDN: Caja runs offline.
     app = FastAPIOffline(

@@ -25,6 +25,9 @@ class Container:
     def base_url(self) -> str:
         return self.settings.base_url
 
+    async def start(self) -> None:
+        """Runs in the serving event loop (the app's lifespan), before the first request."""
+
     async def close(self) -> None:
         await self.database.dispose()
 
