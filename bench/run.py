@@ -309,19 +309,20 @@ def _process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def _postgres_cpu() -> float:
-    total = 0.0
+def _postgres_cpu() -> dict[int, float]:
+    """CPU seconds of each PostgreSQL process, by pid."""
+    found = {}
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
                 if (proc / "comm").read_text().strip() in {"postgres", "postmaster"}:
-                    total += _process_cpu(int(proc.name))
+                    found[int(proc.name)] = _process_cpu(int(proc.name))
             except OSError:
                 continue
-    return total
+    return found
 
 
-def cpu_sample(running: Running) -> dict[str, float]:
+def cpu_sample(running: Running) -> dict[str, Any]:
     times = _cpu_times()
     busy, total = times["cpu"]
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -338,9 +339,11 @@ def cpu_sample(running: Running) -> dict[str, float]:
     }
 
 
-def cpu_usage(before: dict[str, float], after: dict[str, float], running: Running) -> dict[str, float]:
+def cpu_usage(before: dict[str, Any], after: dict[str, Any], running: Running) -> dict[str, float]:
     """CPU seconds of the server, wrk, PostgreSQL and everything else during one measurement."""
-    d = {k: after[k] - before[k] for k in before}
+    d = {k: after[k] - before[k] for k in before if k != "postgres"}
+    # Per process, so backends that exit during the measurement do not count negative.
+    d["postgres"] = sum(cpu - before["postgres"].get(pid, 0.0) for pid, cpu in after["postgres"].items())
     ours = d["server"] + d["wrk"] + (d["postgres"] if running.uses_postgres else 0.0)
     other = max(d["busy"] - ours, 0.0)
 
