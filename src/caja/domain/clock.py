@@ -11,10 +11,17 @@ class Clock(Protocol):
         """The current time as integer epoch seconds."""
         ...
 
+    def now_ms(self) -> int:
+        """The current time as integer epoch milliseconds (job schedules, attempt timings)."""
+        ...
+
 
 class SystemClock:
     def now(self) -> int:
         return int(time.time())
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
 
 
 class FixedClock:
@@ -25,6 +32,9 @@ class FixedClock:
 
     def now(self) -> int:
         return self._at
+
+    def now_ms(self) -> int:
+        return self._at * 1000
 
     def advance(self, seconds: int) -> None:
         self._at += seconds
