@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from caja.config import Settings
+from caja.delivery.keyring import SecretBox, load_secret_box
 from caja.domain.clock import Clock, SystemClock
 from caja.services.accounts import KeyResolver
 from caja.store.db import Database
@@ -20,13 +21,23 @@ class Container:
     uow: UnitOfWorkFactory
     keys: KeyResolver
     barcodes: BarcodeRenderer = field(default_factory=BarcodeRenderer)
+    # Seals webhook private keys and signing secrets at rest; set by start().
+    _secret_box: SecretBox | None = None
 
     @property
     def base_url(self) -> str:
         return self.settings.base_url
 
+    @property
+    def secret_box(self) -> SecretBox:
+        if self._secret_box is None:
+            raise RuntimeError("Container.start() has not run: no secret box yet")
+        return self._secret_box
+
     async def start(self) -> None:
         """Runs in the serving event loop (the app's lifespan), before the first request."""
+        if self._secret_box is None:
+            self._secret_box = await load_secret_box(self.uow, self.clock, self.settings.secret)
 
     async def close(self) -> None:
         await self.database.dispose()
