@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Self
@@ -10,7 +11,9 @@ from caja.store.accounts import AccountRepository
 from caja.store.connection import Conn
 from caja.store.customers import CustomerRepository
 from caja.store.db import Database
+from caja.store.deliveries import DeliveryRepository
 from caja.store.events import EventRepository
+from caja.store.jobs import JobRepository
 from caja.store.payment_sources import PaymentSourceRepository
 from caja.store.sequences import SequenceRepository
 
@@ -22,10 +25,21 @@ class UnitOfWork:
     its rows and events or none of them. A write unit returns only once its commit is durable.
     """
 
-    def __init__(self, database: Database, *, write: bool) -> None:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        write: bool,
+        notify: bool = True,
+        on_commit: tuple[Callable[[], None], ...] = (),
+    ) -> None:
         self._database = database
         self._write = write
         self._unit: AbstractAsyncContextManager[Conn] | None = None
+        # Whether committing this write unit wakes the commit listeners (the dispatcher): it may
+        # have enqueued jobs. The dispatcher's own bookkeeping units turn it off.
+        self.notify = notify
+        self._on_commit = on_commit
 
     @property
     def dialect(self) -> str:
@@ -39,6 +53,8 @@ class UnitOfWork:
         self.payment_sources = PaymentSourceRepository(conn)
         self.events = EventRepository(conn)
         self.sequences = SequenceRepository(conn)
+        self.jobs = JobRepository(conn)
+        self.deliveries = DeliveryRepository(conn)
         return self
 
     async def __aexit__(
@@ -55,12 +71,28 @@ class UnitOfWork:
             except BaseException as flush_error:
                 await unit.__aexit__(type(flush_error), flush_error, flush_error.__traceback__)
                 raise
-        return await unit.__aexit__(exc_type, exc, tb)
+        result = await unit.__aexit__(exc_type, exc, tb)
+        if exc_type is None and self._write and (self.notify or self.jobs.enqueued):
+            for callback in self._on_commit:
+                callback()
+        return result
 
 
 class UnitOfWorkFactory:
     def __init__(self, database: Database) -> None:
         self.database = database
+        self._on_commit: tuple[Callable[[], None], ...] = ()
 
-    def __call__(self, *, write: bool = False) -> UnitOfWork:
-        return UnitOfWork(self.database, write=write)
+    def __call__(self, *, write: bool = False, notify: bool = True) -> UnitOfWork:
+        return UnitOfWork(self.database, write=write, notify=notify, on_commit=self._on_commit)
+
+    def add_commit_listener(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` after each write unit commits (cheap and synchronous: it sets a flag).
+
+        The dispatcher listens, so jobs enqueued by this process start within milliseconds
+        instead of at its next poll.
+        """
+        self._on_commit = (*self._on_commit, callback)
+
+    def remove_commit_listener(self, callback: Callable[[], None]) -> None:
+        self._on_commit = tuple(c for c in self._on_commit if c is not callback)

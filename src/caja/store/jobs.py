@@ -1,0 +1,329 @@
+"""The job queue: enqueue, claim with a lease, record attempts, finish or reschedule.
+
+Claiming follows procrastinate's worker: pick due ``pending`` jobs, mark them ``running`` with a
+lease (``lease_until``, ``worker``) in one transaction, run them outside it, then record the
+outcome. On PostgreSQL the pick is ``FOR UPDATE SKIP LOCKED``, so any number of workers on one
+database never take the same job; on SQLite the single writer already serialises claims. A job
+whose lease ran out (its worker died) is put back to ``pending`` by whoever notices first: that,
+and nothing being marked done before its attempt was recorded, makes delivery at-least-once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from caja.domain.jobs import Attempt, Job, JobStatus
+from caja.store.connection import Conn
+from caja.store.tables import job_attempts, jobs
+
+_PENDING = JobStatus.PENDING.value
+_RUNNING = JobStatus.RUNNING.value
+_KEY = sa.func.coalesce(jobs.c.webhook_id, jobs.c.kind)
+# How many due jobs to look at per slot when picking a fair batch (see ``claim``).
+_LOOKAHEAD = 4
+_MAX_CANDIDATES = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    id: str
+    kind: str
+    account_id: str
+    livemode: bool
+    payload: dict[str, Any]
+    run_at: int
+    created_at: int
+    event_id: str | None = None
+    webhook_id: str | None = None
+    status: JobStatus = JobStatus.PENDING
+    attempts: int = 0
+    finished_at: int | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+    last_attempted_at: int | None = None
+
+
+def to_job(row: Any) -> Job:
+    return Job(
+        id=row.id,
+        kind=row.kind,
+        account_id=row.account_id,
+        livemode=bool(row.livemode),
+        event_id=row.event_id,
+        webhook_id=row.webhook_id,
+        payload=row.payload,
+        status=JobStatus(row.status),
+        attempts=int(row.attempts),
+        run_at=int(row.run_at),
+        created_at=int(row.created_at),
+        lease_until=row.lease_until,
+        worker=row.worker,
+    )
+
+
+def _truncate(text: str | None, limit: int = 500) -> str | None:
+    return None if text is None else text[:limit]
+
+
+class JobRepository:
+    def __init__(self, conn: Conn) -> None:
+        self._conn = conn
+        self.enqueued = 0
+
+    @property
+    def _postgres(self) -> bool:
+        return self._conn.dialect.name == "postgresql"
+
+    async def enqueue(self, *new_jobs: NewJob) -> None:
+        if not new_jobs:
+            return
+        rows = [
+            {
+                "id": j.id,
+                "kind": j.kind,
+                "account_id": j.account_id,
+                "livemode": j.livemode,
+                "event_id": j.event_id,
+                "webhook_id": j.webhook_id,
+                "payload": j.payload,
+                "status": j.status.value,
+                "attempts": j.attempts,
+                "run_at": j.run_at,
+                "lease_until": None,
+                "worker": None,
+                "last_status": j.last_status,
+                "last_error": _truncate(j.last_error),
+                "last_attempted_at": j.last_attempted_at,
+                "created_at": j.created_at,
+                "finished_at": j.finished_at,
+            }
+            for j in new_jobs
+        ]
+        await self._conn.execute(jobs.insert(), rows)
+        self.enqueued += len(rows)
+
+    async def any_due(self, now_ms: int) -> bool:
+        """A cheap look before taking the write lock to claim."""
+        query = (
+            sa.select(jobs.c.seq)
+            .where(jobs.c.status == _PENDING, jobs.c.run_at <= now_ms)
+            .order_by(jobs.c.status, jobs.c.run_at)
+            .limit(1)
+        )
+        return (await self._conn.execute(query)).first() is not None
+
+    async def claim(
+        self,
+        *,
+        now_ms: int,
+        worker: str,
+        lease_until: int,
+        limit: int,
+        per_key: int | None = None,
+        busy: Mapping[str, int] | None = None,
+    ) -> list[Job]:
+        """Take up to ``limit`` due jobs, oldest first, at most ``per_key`` per endpoint.
+
+        ``busy`` counts the jobs this worker already runs per concurrency key (webhook id, or kind);
+        keys at ``per_key`` are skipped, so a slow endpoint's backlog never fills a batch while
+        other endpoints' jobs wait behind it.
+        """
+        if limit <= 0:
+            return []
+        busy = busy or {}
+        full = [key for key, n in busy.items() if per_key is not None and n >= per_key]
+        candidates = sa.select(jobs.c.seq, _KEY.label("key")).where(
+            jobs.c.status == _PENDING, jobs.c.run_at <= now_ms
+        )
+        if full:
+            candidates = candidates.where(_KEY.not_in(full))
+        candidates = candidates.order_by(jobs.c.run_at, jobs.c.seq).limit(
+            min(limit * _LOOKAHEAD, _MAX_CANDIDATES) if per_key is not None else limit
+        )
+        picked: list[int] = []
+        taken: dict[str, int] = {}
+        for row in (await self._conn.execute(candidates)).all():
+            seq, key = int(row.seq), str(row.key)
+            running = busy.get(key, 0) + taken.get(key, 0)
+            if per_key is not None and running >= per_key:
+                continue
+            taken[key] = taken.get(key, 0) + 1
+            picked.append(seq)
+            if len(picked) >= limit:
+                break
+        if not picked:
+            return []
+        chosen: sa.ColumnElement[bool]
+        if self._postgres:
+            locked = (
+                sa.select(jobs.c.seq)
+                .where(jobs.c.seq.in_(picked), jobs.c.status == _PENDING)
+                .with_for_update(skip_locked=True)
+            )
+            chosen = jobs.c.seq.in_(locked.scalar_subquery())
+        else:
+            chosen = sa.and_(jobs.c.seq.in_(picked), jobs.c.status == _PENDING)
+        stmt = (
+            jobs.update()
+            .where(chosen)
+            .values(status=_RUNNING, worker=worker, lease_until=lease_until)
+            .returning(*jobs.columns)
+        )
+        rows = (await self._conn.execute(stmt)).all()
+        claimed = [to_job(r) for r in rows]
+        claimed.sort(key=lambda j: (j.run_at, j.id))
+        return claimed
+
+    async def extend_leases(self, worker: str, job_ids: Collection[str], lease_until: int) -> int:
+        """The heartbeat: a live worker keeps its running jobs' leases from running out."""
+        if not job_ids:
+            return 0
+        stmt = (
+            jobs.update()
+            .where(jobs.c.id.in_(list(job_ids)), jobs.c.worker == worker, jobs.c.status == _RUNNING)
+            .values(lease_until=lease_until)
+        )
+        return int((await self._conn.execute(stmt)).rowcount)
+
+    async def reclaim_expired(self, now_ms: int) -> int:
+        """Put back to ``pending`` the running jobs whose worker stopped renewing their lease."""
+        expired = sa.and_(jobs.c.status == _RUNNING, jobs.c.lease_until < now_ms)
+        where: sa.ColumnElement[bool]
+        if self._postgres:
+            locked = sa.select(jobs.c.seq).where(expired).with_for_update(skip_locked=True)
+            where = jobs.c.seq.in_(locked.scalar_subquery())
+        else:
+            where = expired
+        stmt = (
+            jobs.update()
+            .where(where)
+            .values(status=_PENDING, worker=None, lease_until=None, last_error="lease expired")
+        )
+        return int((await self._conn.execute(stmt)).rowcount)
+
+    async def release(self, worker: str, job_ids: Collection[str] | None = None) -> int:
+        """Hand back running jobs (a worker stopping): pending again, due now, attempt not counted."""
+        where = sa.and_(jobs.c.worker == worker, jobs.c.status == _RUNNING)
+        if job_ids is not None:
+            if not job_ids:
+                return 0
+            where = sa.and_(where, jobs.c.id.in_(list(job_ids)))
+        stmt = jobs.update().where(where).values(status=_PENDING, worker=None, lease_until=None)
+        return int((await self._conn.execute(stmt)).rowcount)
+
+    async def record_attempt(self, attempt: Attempt) -> None:
+        await self._conn.execute(
+            job_attempts.insert(),
+            {
+                "job_id": attempt.job_id,
+                "attempt": attempt.attempt,
+                "started_at": attempt.started_at,
+                "duration_ms": attempt.duration_ms,
+                "url": attempt.url,
+                "http_status": attempt.http_status,
+                "error": _truncate(attempt.error),
+                "request_headers": attempt.request_headers,
+                "request_body": attempt.request_body,
+                "response_headers": attempt.response_headers,
+                "response_body": attempt.response_body,
+            },
+        )
+
+    async def finish(
+        self,
+        job_id: str,
+        worker: str | None,
+        status: JobStatus,
+        *,
+        now_ms: int,
+        attempts: int,
+        last_status: int | None = None,
+        last_error: str | None = None,
+        attempted_at: int | None = None,
+    ) -> bool:
+        """Close a job this worker holds (succeeded, failed or cancelled); False if it no longer holds it."""
+        stmt = (
+            jobs.update()
+            .where(*self._held(job_id, worker))
+            .values(
+                status=status.value,
+                attempts=attempts,
+                worker=None,
+                lease_until=None,
+                last_status=last_status,
+                last_error=_truncate(last_error),
+                last_attempted_at=attempted_at,
+                finished_at=now_ms,
+            )
+        )
+        return int((await self._conn.execute(stmt)).rowcount) == 1
+
+    async def reschedule(
+        self,
+        job_id: str,
+        worker: str | None,
+        *,
+        run_at: int,
+        attempts: int,
+        last_status: int | None = None,
+        last_error: str | None = None,
+        attempted_at: int | None = None,
+    ) -> bool:
+        """Back to ``pending``, due at ``run_at``, with one more attempt counted."""
+        stmt = (
+            jobs.update()
+            .where(*self._held(job_id, worker))
+            .values(
+                status=_PENDING,
+                run_at=run_at,
+                attempts=attempts,
+                worker=None,
+                lease_until=None,
+                last_status=last_status,
+                last_error=_truncate(last_error),
+                last_attempted_at=attempted_at,
+            )
+        )
+        return int((await self._conn.execute(stmt)).rowcount) == 1
+
+    @staticmethod
+    def _held(job_id: str, worker: str | None) -> list[sa.ColumnElement[bool]]:
+        where = [jobs.c.id == job_id, jobs.c.status == _RUNNING]
+        where.append(jobs.c.worker.is_(None) if worker is None else jobs.c.worker == worker)
+        return where
+
+    async def get(self, job_id: str) -> Job | None:
+        row = (await self._conn.execute(sa.select(jobs).where(jobs.c.id == job_id))).first()
+        return to_job(row) if row else None
+
+    async def for_event(self, event_id: str) -> list[Job]:
+        query = sa.select(jobs).where(jobs.c.event_id == event_id).order_by(jobs.c.seq)
+        return [to_job(r) for r in (await self._conn.execute(query)).all()]
+
+    async def attempts(self, job_id: str) -> list[Attempt]:
+        query = sa.select(job_attempts).where(job_attempts.c.job_id == job_id).order_by(job_attempts.c.seq)
+        return [
+            Attempt(
+                job_id=r.job_id,
+                attempt=r.attempt,
+                started_at=r.started_at,
+                duration_ms=r.duration_ms,
+                url=r.url,
+                http_status=r.http_status,
+                error=r.error,
+                request_headers=r.request_headers,
+                request_body=r.request_body,
+                response_headers=r.response_headers,
+                response_body=r.response_body,
+            )
+            for r in (await self._conn.execute(query)).all()
+        ]
+
+    async def counts(self) -> dict[str, int]:
+        """Jobs per status: for operators, metrics and tests."""
+        query = sa.select(jobs.c.status, sa.func.count().label("n")).group_by(jobs.c.status)
+        return {str(row.status): int(row.n) for row in (await self._conn.execute(query)).all()}
