@@ -116,7 +116,7 @@ def total_errors(data: dict) -> int:
 
 def table(data: dict) -> str:
     header = (
-        f"{'':34} {'create/s':>10} {'p50 ms':>8} {'p99 ms':>8}   {'read/s':>10} {'p50 ms':>8} "
+        f"{'':40} {'create/s':>10} {'p50 ms':>8} {'p99 ms':>8}   {'read/s':>10} {'p50 ms':>8} "
         f"{'p99 ms':>8}   {'errors c/r':>10}"
     )
     lines = ["", header, "-" * len(header)]
@@ -124,7 +124,7 @@ def table(data: dict) -> str:
         c, r = result["create"], result["read"]
         cl, rl = c["latency_ms"], r["latency_ms"]
         lines.append(
-            f"{label(key):34} {c['rps']:>10,.1f} {cl['p50']:>8.2f} {cl['p99']:>8.2f}   "
+            f"{label(key):40} {c['rps']:>10,.1f} {cl['p50']:>8.2f} {cl['p99']:>8.2f}   "
             f"{r['rps']:>10,.1f} {rl['p50']:>8.2f} {rl['p99']:>8.2f}   {_errors(result):>10}"
         )
     lines += ["", "CPU during each measurement (server: share of its core; other: other processes' share"]
@@ -138,7 +138,7 @@ def table(data: dict) -> str:
                 pg = f", postgres {cpu['postgres_s']:.1f} s" if on_pg else ""
                 server_pct = cpu.get("server_pct", float("nan"))
                 parts.append(f"{phase}: server {server_pct:.0f}%, other {cpu['other_pct']:.0f}%{pg}")
-        lines.append(f"  {label(key):34} {'; '.join(parts)}")
+        lines.append(f"  {label(key):40} {'; '.join(parts)}")
     lines += ["", "Targets:"]
     for what, measured, target, ok in checks(data):
         lines.append(f"  {what:58} {measured:>10}  (target {target})  {_verdict(ok)}")
@@ -213,12 +213,13 @@ def markdown(data: dict, source: Path) -> str:
         "     editing by hand. -->",
         "",
         f"Figures from one run of the benchmark suite in `bench/` on {data['started_at'][:10]} "
-        f"(commit `{data['git']['commit']}`"
+        f"(Caja at commit `{data['git']['commit']}`"
         + (
             f", with {data['git']['uncommitted_src_files']} uncommitted files under `src/`"
             if data["git"].get("uncommitted_src_files")
             else ""
         )
+        + (", run with `--caja-ref`" if data["git"].get("caja_ref") else "")
         + "). Absolute numbers depend on the machine; the figures that matter are the ratios against "
         "the peer, [localstripe](https://github.com/adrienverge/localstripe), measured in the same run "
         "on the same machine with the same load generator.",
@@ -370,7 +371,8 @@ def markdown(data: dict, source: Path) -> str:
         "```",
         "",
         "Options: `--duration`, `--warmup`, `--connections`, `--targets`, `--million-rows`, "
-        "`--million-backends`, `--reseed`, `--drop-seeds`, `--postgres-url` "
+        "`--million-backends`, `--reseed`, `--seed-only`, `--drop-seeds`, `--repeat`, `--caja-ref REV` "
+        "(run Caja as committed at REV rather than the working tree), `--postgres-url` "
         "(default `postgresql://postgres@127.0.0.1:5432/postgres`). It needs `wrk`, `taskset`, two cores "
         "and `pip install -e '.[bench]'` (localstripe). Results land in `bench/results/` (not in git), "
         "with each server's log.",

@@ -50,7 +50,6 @@ VENV_BIN = Path(sys.executable).parent
 
 sys.path.insert(0, str(BENCH))
 import report  # noqa: E402
-import seed  # noqa: E402
 
 CAJA_KEY = "key_benchbenchbench1"
 STRIPE_KEY = "sk_test_benchbenchbench1"
@@ -580,7 +579,38 @@ def run_localstripe(options: Options) -> dict:
 def seeded_read_ids(rows: int) -> list[str]:
     """Customers spread over the whole seeded range (old ones, cold in any cache but the OS's)."""
     picks = random.Random(42).sample(range(rows), min(READ_IDS, rows))
-    return [seed.customer_id(i) for i in picks]
+    from seed import customer_id
+
+    return [customer_id(i) for i in picks]
+
+
+def seed(database_url: str, rows: int) -> float:
+    # Imported late: with --caja-ref, ``caja`` must come from that revision's sources.
+    from seed import seed as seed_rows
+
+    return seed_rows(database_url, rows)
+
+
+def use_caja_ref(ref: str) -> str:
+    """Run Caja from a committed revision instead of the working tree; returns its commit id.
+
+    The revision's ``src/`` is exported (``git archive``) to bench/results/src/COMMIT and put first
+    on PYTHONPATH, for the servers, ``caja migrate`` and the seeding alike: another engineer's
+    uncommitted edits then cannot change (or break) what is measured.
+    """
+    commit = git("rev-parse", "--verify", f"{ref}^{{commit}}")
+    if not commit:
+        raise SystemExit(f"--caja-ref {ref}: no such revision")
+    root = RESULTS / "src" / commit[:12]
+    if not (root / "src" / "caja" / "__init__.py").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        archive = subprocess.run(["git", "archive", commit, "src"], cwd=ROOT, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+    src = str(root / "src")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)
+    sys.path.insert(0, src)
+    return commit
 
 
 def seed_meta(rows: int, took: float) -> dict:
@@ -617,7 +647,7 @@ def ensure_sqlite_seed(rows: int, reseed: bool) -> dict:
         partial = path.with_name(path.name + ".partial")
         remove_sqlite(partial)
         log(f"== seeding {rows:,} customers into {path.relative_to(ROOT)}")
-        took = seed.seed(f"sqlite:///{partial}", rows)
+        took = seed(f"sqlite:///{partial}", rows)
         partial.rename(path)
         meta_path.write_text(json.dumps(seed_meta(rows, took)))
     meta = json.loads(meta_path.read_text())
@@ -655,7 +685,7 @@ def ensure_pg_seed(rows: int, reseed: bool, options: Options) -> dict:
         log(f"== seeding {rows:,} customers into PostgreSQL database {name}")
         pg(options.postgres_url, f'CREATE DATABASE "{name}"')
         try:
-            took = seed.seed(pg_dsn(options.postgres_url, name), rows)
+            took = seed(pg_dsn(options.postgres_url, name), rows)
         except BaseException:
             pg_drop(options.postgres_url, name)
             raise
@@ -783,6 +813,10 @@ def main() -> None:
         default=os.environ.get("CAJA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
         help="an admin connection; runs create and drop their own databases (env CAJA_BENCH_POSTGRES_URL)",
     )
+    parser.add_argument(
+        "--caja-ref",
+        help="benchmark Caja as committed at this git revision (e.g. HEAD) instead of the working tree",
+    )
     parser.add_argument("--write-docs", action="store_true", help=f"render {DOCS.relative_to(ROOT)}")
     parser.add_argument("--from-json", type=Path, help="render a previous run's JSON instead of running")
     args = parser.parse_args()
@@ -795,6 +829,7 @@ def main() -> None:
             log(f"wrote {DOCS.relative_to(ROOT)}")
         return
 
+    caja_commit = use_caja_ref(args.caja_ref) if args.caja_ref else None
     duration = args.duration or (5 if args.quick else 10)
     warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
     million = args.million if args.million is not None else not args.quick
@@ -838,8 +873,12 @@ def main() -> None:
         "started_at": now_iso(),
         "command": " ".join(["python", "bench/run.py", *sys.argv[1:]]),
         "git": {
-            "commit": git("rev-parse", "--short", "HEAD"),
-            "uncommitted_src_files": len(git("status", "--porcelain", "src").splitlines()),
+            "commit": caja_commit[:7] if caja_commit else git("rev-parse", "--short", "HEAD"),
+            # Caja ran from the working tree, with these files edited since the commit.
+            "uncommitted_src_files": 0
+            if caja_commit
+            else len(git("status", "--porcelain", "src").splitlines()),
+            "caja_ref": args.caja_ref,
         },
         "settings": {
             "duration_s": duration,
