@@ -9,9 +9,9 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from caja import __version__
-from caja.api import errors, public
+from caja.api import errors, openapi, public
 from caja.api.limits import BodySizeLimit
-from caja.api.merchant import customers, payment_sources
+from caja.api.merchant import customers, events, payment_sources, webhook_keys, webhooks
 from caja.bootstrap import Container
 
 DESCRIPTION = """
@@ -56,7 +56,11 @@ def create_app(container: Container) -> FastAPI:
     build_stack = app.build_middleware_stack
     app.build_middleware_stack = lambda: BodySizeLimit(build_stack(), MAX_BODY_BYTES)  # type: ignore[method-assign]
     errors.install(app)
+    openapi.install(app)
     app.include_router(public.router)
     app.include_router(customers.router)
     app.include_router(payment_sources.router)
+    app.include_router(webhooks.router)
+    app.include_router(webhook_keys.router)
+    app.include_router(events.router)
     return app

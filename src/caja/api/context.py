@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import Depends, Query, Request
+from pydantic import BaseModel, ValidationError
 
 from caja.api.auth import presented_key
+from caja.api.errors import from_validation
 from caja.api.responses import ConektaJSON
 from caja.api.versioning import negotiate
 from caja.bootstrap import Container
@@ -54,6 +56,16 @@ def _refuse_nul(request: Request) -> None:
 
 MerchantDep = Annotated[Merchant, Depends(merchant)]
 
+Body = TypeVar("Body", bound=BaseModel)
+
+
+async def body_of(request: Request, model: type[Body]) -> Body:
+    """Validate the JSON body straight from its bytes (pydantic's fastest path)."""
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise from_validation(exc.errors()) from None
+
 
 def page_request(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page (1 to 250)")] = DEFAULT_LIMIT,
@@ -71,7 +83,10 @@ def page_request(
 PageDep = Annotated[PageRequest, Depends(page_request)]
 
 
-def list_body(request: Request, page: Page[Any], data: list[JSON]) -> JSON:
+def list_body(
+    request: Request, page: Page[Any], data: list[JSON], filters: dict[str, str | None] | None = None
+) -> JSON:
+    """The list envelope; ``filters`` (a resource's own query parameters) carry over to page links."""
     base = f"{str(request.base_url).rstrip('/')}{request.url.path}"
 
     def url(cursor_name: str, cursor: str | None) -> str | None:
@@ -80,6 +95,9 @@ def list_body(request: Request, page: Page[Any], data: list[JSON]) -> JSON:
         query: dict[str, str | int] = {"limit": page.request.limit}
         if page.request.search:
             query["search"] = page.request.search
+        for name, value in (filters or {}).items():
+            if value:
+                query[name] = value
         query[cursor_name] = cursor
         return f"{base}?{urlencode(query)}"
 

@@ -9,10 +9,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from caja.domain.clabe import BANK_NAME
 from caja.domain.customers import Customer
+from caja.domain.events import CAJA_EVENT_TYPES, Event, EventDetail, WebhookLog
 from caja.domain.payment_sources import NEVER_EXPIRES, PaymentSource, PaymentSourceType
 from caja.domain.stores import AGREEMENTS, CASH_PROVIDER, STORE_NAMES
+from caja.domain.webhooks import Webhook, WebhookKey
 
 JSON = dict[str, Any]
 
@@ -81,4 +85,90 @@ def customer_json(customer: Customer, base_url: str) -> JSON:
         body["payment_sources"] = list_envelope(sources, total=len(sources))
     if customer.deleted_at is not None:
         body["deleted"] = True
+    return body
+
+
+def webhook_json(webhook: Webhook, *, with_secret: bool = False) -> JSON:
+    """Conekta's ``webhook_response``. ``signing_secret`` (Caja's extension, for Standard Webhooks
+    signatures) appears in API responses only, never in event payloads."""
+    body: JSON = {
+        "id": webhook.id,
+        "object": "webhook",
+        "url": webhook.url,
+        "description": webhook.description,
+        "status": webhook.status.value,
+        # An empty subscription takes every type: shown as the full list, as Conekta shows it.
+        "subscribed_events": list(webhook.subscribed_events or CAJA_EVENT_TYPES),
+        "active": webhook.active,
+        "livemode": webhook.livemode,
+        "synchronous": webhook.synchronous,
+        "production_enabled": webhook.livemode,
+        "development_enabled": not webhook.livemode,
+        "created_at": webhook.created_at,
+    }
+    if with_secret:
+        body["signing_secret"] = webhook.signing_secret
+    if webhook.deleted_at is not None:
+        body["deleted"] = True
+    return body
+
+
+def webhook_key_json(key: WebhookKey) -> JSON:
+    """Conekta's ``webhook_key_response``; a deleted key answers ``webhook_key_delete_response``."""
+    body: JSON = {
+        "id": key.id,
+        "object": "webhook_key",
+        "active": key.active,
+        "livemode": key.livemode,
+        "created_at": key.created_at,
+        "deactivated_at": key.deactivated_at,
+    }
+    if key.deleted_at is not None:
+        body["deleted"] = True
+    else:
+        body["public_key"] = key.public_key
+    return body
+
+
+def event_envelope(event: Event) -> JSON:
+    """The event as delivered to webhooks: Conekta's envelope without the delivery bookkeeping."""
+    return {
+        "id": event.id,
+        "object": "event",
+        "type": event.type,
+        "livemode": event.tenant.livemode,
+        "created_at": event.created_at,
+        "data": event.data,
+    }
+
+
+def webhook_log_json(log: WebhookLog) -> JSON:
+    return {
+        "id": log.id,
+        "object": "webhook_log",
+        "url": log.url,
+        "failed_attempts": log.failed_attempts,
+        "last_http_response_status": log.last_http_status,
+        "last_attempted_at": log.last_attempted_at,
+        "response_data": response_data(log.response_body),
+        "webhook_id": log.webhook_id,
+    }
+
+
+def response_data(body: str | None) -> JSON:
+    """A receiver's answer as an object when it is a JSON object, else ``{}``."""
+    if not body:
+        return {}
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def event_json(detail: EventDetail) -> JSON:
+    """Conekta's ``event_response``: the envelope plus ``webhook_status`` and ``webhook_logs``."""
+    body = event_envelope(detail.event)
+    body["webhook_status"] = detail.webhook_status
+    body["webhook_logs"] = [webhook_log_json(log) for log in detail.logs]
     return body

@@ -16,6 +16,8 @@ from caja.store.events import EventRepository
 from caja.store.jobs import JobRepository
 from caja.store.payment_sources import PaymentSourceRepository
 from caja.store.sequences import SequenceRepository
+from caja.store.webhook_keys import WebhookKeyRepository
+from caja.store.webhooks import WebhookRepository
 
 
 class UnitOfWork:
@@ -51,9 +53,12 @@ class UnitOfWork:
         self.accounts = AccountRepository(conn)
         self.customers = CustomerRepository(conn)
         self.payment_sources = PaymentSourceRepository(conn)
-        self.events = EventRepository(conn)
         self.sequences = SequenceRepository(conn)
         self.jobs = JobRepository(conn)
+        # The event fan-out enqueues deliveries through the job repository (and its count).
+        self.events = EventRepository(conn, self.jobs)
+        self.webhooks = WebhookRepository(conn)
+        self.webhook_keys = WebhookKeyRepository(conn)
         self.deliveries = DeliveryRepository(conn)
         return self
 

@@ -6,10 +6,12 @@ import re
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from caja.domain.customers import NewCustomer
+from caja.domain.emails import normalise_email
 from caja.domain.payment_sources import NEVER_EXPIRES, NewPaymentSource, parse_type
+from caja.domain.webhooks import NewWebhook
 
 _PHONE = re.compile(r"\+?[0-9][0-9 ()\-]{5,24}")
 
@@ -51,7 +53,7 @@ ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4
 BirthDate = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=10), AfterValidator(_birth_date)
 ]
-Email = Annotated[EmailStr, StringConstraints(max_length=320)]
+Email = Annotated[str, AfterValidator(normalise_email)]
 Metadata = Annotated[dict[str, Any], Field(max_length=100)]
 Epoch = Annotated[int, Field(ge=0, le=4_102_444_800)]  # up to 2100-01-01
 
@@ -132,3 +134,57 @@ class CustomerUpdateIn(StrictBody):
         if self.email is not None:
             changes["email"] = str(self.email)
         return changes
+
+
+WebhookUrl = Annotated[str, StringConstraints(min_length=1, max_length=2048), AfterValidator(_no_nul)]
+EventType = Annotated[str, StringConstraints(min_length=1, max_length=80), AfterValidator(_no_nul)]
+Description = Annotated[str, StringConstraints(max_length=500), AfterValidator(_no_nul)]
+ObjectId = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_no_nul)]
+
+
+class WebhookCreateIn(StrictBody):
+    url: WebhookUrl = Field(description="http(s) endpoint; live mode refuses local and private addresses")
+    description: Description | None = None
+    subscribed_events: Annotated[list[EventType], Field(max_length=200)] | None = Field(
+        default=None, description="Event types to receive; omitted or empty: all of them"
+    )
+    synchronous: bool = Field(
+        default=False, description="Receives only the recurrent-cash approval calls, not ordinary events"
+    )
+    active: bool = True
+
+    def to_domain(self) -> NewWebhook:
+        return NewWebhook(
+            url=self.url,
+            description=self.description,
+            subscribed_events=tuple(self.subscribed_events or ()),
+            synchronous=self.synchronous,
+            active=self.active,
+        )
+
+
+class WebhookUpdateIn(StrictBody):
+    url: WebhookUrl | None = None
+    description: Description | None = None
+    subscribed_events: Annotated[list[EventType], Field(max_length=200)] | None = None
+    synchronous: bool | None = None
+    active: bool | None = None
+
+    def changes(self) -> dict[str, Any]:
+        """Only the fields the client sent; ``description: null`` clears it."""
+        changes = self.model_dump(exclude_unset=True)
+        if self.subscribed_events is not None:
+            changes["subscribed_events"] = tuple(self.subscribed_events)
+        return changes
+
+
+class WebhookKeyCreateIn(StrictBody):
+    active: bool = True
+
+
+class WebhookKeyUpdateIn(StrictBody):
+    active: bool | None = None
+
+
+class EventResendIn(StrictBody):
+    webhooks_ids: Annotated[list[ObjectId], Field(min_length=1, max_length=10)]
