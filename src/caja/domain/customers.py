@@ -77,7 +77,7 @@ def check_metadata(metadata: dict[str, Any], param: str = "metadata") -> None:
     why = _unportable(metadata, depth=1)
     if why:
         raise ParameterValidationError.invalid(param, why)
-    if len(json.dumps(metadata, ensure_ascii=False)) > MAX_METADATA_CHARS:
+    if metadata and len(json.dumps(metadata, ensure_ascii=False)) > MAX_METADATA_CHARS:
         raise ParameterValidationError.invalid(
             param, f"It may hold at most {MAX_METADATA_CHARS} characters of JSON."
         )

@@ -7,6 +7,19 @@ from typing import Any, Protocol
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from caja.store.prepared import Prepared, Rows
+
+
+class Result(Protocol):
+    def first(self) -> Any | None: ...
+
+    def all(self) -> Any: ...
+
+    def scalar(self) -> Any: ...
+
+    def scalar_one(self) -> Any: ...
 
 
 class Conn(Protocol):
@@ -19,6 +32,10 @@ class Conn(Protocol):
 
     async def scalar(self, statement: sa.Executable, parameters: Any = None) -> Any: ...
 
+    async def run(self, prepared: Prepared, parameters: Any = None) -> Result:
+        """Run a prepared statement; a list of parameter dicts runs it once per dict."""
+        ...
+
 
 class LoopConnection:
     """A synchronous SQLAlchemy connection used directly on the event loop.
@@ -30,6 +47,9 @@ class LoopConnection:
 
     def __init__(self, conn: sa.Connection) -> None:
         self._conn = conn
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        self._driver: Any = driver
 
     @property
     def dialect(self) -> Dialect:
@@ -40,6 +60,37 @@ class LoopConnection:
 
     async def scalar(self, statement: sa.Executable, parameters: Any = None) -> Any:
         return self._conn.scalar(statement, parameters)
+
+    async def run(self, prepared: Prepared, parameters: Any = None) -> Rows:
+        compiled = prepared.for_dialect(self._conn.dialect)
+        if isinstance(parameters, list):
+            self._driver.executemany(compiled.sql, [compiled.bind(p) for p in parameters])
+            return Rows([])
+        cursor = self._driver.execute(compiled.sql, compiled.bind(parameters or {}))
+        return Rows(compiled.rows(cursor.fetchall()) if cursor.description else [])
+
+
+class AsyncConn:
+    """An async SQLAlchemy connection (PostgreSQL), with prepared statements run through it."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._conn.dialect
+
+    async def execute(self, statement: sa.Executable, parameters: Any = None) -> sa.CursorResult[Any]:
+        return await self._conn.execute(statement, parameters)
+
+    async def scalar(self, statement: sa.Executable, parameters: Any = None) -> Any:
+        return await self._conn.scalar(statement, parameters)
+
+    async def run(self, prepared: Prepared, parameters: Any = None) -> sa.CursorResult[Any]:
+        return await self._conn.execute(prepared.statement, parameters)
+
+    async def run_sync(self, fn: Any) -> Any:
+        return await self._conn.run_sync(fn)
 
 
 def json_dumps(value: Any) -> str:

@@ -11,6 +11,7 @@ from caja.domain.paging import PageRequest
 from caja.domain.tenancy import Tenant
 from caja.store.connection import Conn
 from caja.store.pagination import RowPage, fetch_page
+from caja.store.prepared import Prepared
 from caja.store.tables import customers
 
 
@@ -19,14 +20,16 @@ def _tenant_filter(tenant: Tenant) -> sa.ColumnElement[bool]:
 
 
 # Built once: constructing statements per call costs more than running them on SQLite.
-_INSERT = customers.insert()
-_GET = sa.select(customers).where(
+_COLUMNS = [c.key for c in customers.columns if c.key != "seq"]
+_INSERT = Prepared(customers.insert(), keys=_COLUMNS)
+_GET_QUERY = sa.select(customers).where(
     customers.c.id == sa.bindparam("id"),
     customers.c.account_id == sa.bindparam("account_id"),
     customers.c.livemode == sa.bindparam("livemode"),
     customers.c.deleted_at.is_(None),
 )
-_GET_FOR_UPDATE = _GET.with_for_update()
+_GET = Prepared(_GET_QUERY)
+_GET_FOR_UPDATE = Prepared(_GET_QUERY.with_for_update())
 
 
 class CustomerRepository:
@@ -34,11 +37,11 @@ class CustomerRepository:
         self._conn = conn
 
     async def insert(self, customer: Customer) -> None:
-        await self._conn.execute(_INSERT, _columns(customer))
+        await self._conn.run(_INSERT, _columns(customer))
 
     async def get(self, tenant: Tenant, customer_id: str, *, for_update: bool = False) -> Customer | None:
         params = {"id": customer_id, "account_id": tenant.account_id, "livemode": tenant.livemode}
-        row = (await self._conn.execute(_GET_FOR_UPDATE if for_update else _GET, params)).first()
+        row = (await self._conn.run(_GET_FOR_UPDATE if for_update else _GET, params)).first()
         return to_customer(row) if row else None
 
     async def update(self, tenant: Tenant, customer_id: str, values: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ from caja.domain.payment_sources import PaymentSource, PaymentSourceStatus, Paym
 from caja.domain.tenancy import Tenant
 from caja.store.connection import Conn
 from caja.store.pagination import RowPage, fetch_page
+from caja.store.prepared import Prepared
 from caja.store.tables import payment_sources
 
 
@@ -23,13 +24,17 @@ def _tenant_filter(tenant: Tenant) -> sa.ColumnElement[bool]:
 
 
 _ACTIVE = payment_sources.c.status == PaymentSourceStatus.ACTIVE.value
+_COLUMNS = [c.key for c in payment_sources.columns if c.key != "seq"]
+_RETURNING_SEQ = payment_sources.c.seq
 _INSERT_IF_UNIQUE = {
-    "postgresql": postgresql.insert(payment_sources)
-    .on_conflict_do_nothing()
-    .returning(payment_sources.c.seq),
-    "sqlite": sqlite.insert(payment_sources).on_conflict_do_nothing().returning(payment_sources.c.seq),
+    "postgresql": Prepared(
+        postgresql.insert(payment_sources).on_conflict_do_nothing().returning(_RETURNING_SEQ), keys=_COLUMNS
+    ),
+    "sqlite": Prepared(
+        sqlite.insert(payment_sources).on_conflict_do_nothing().returning(_RETURNING_SEQ), keys=_COLUMNS
+    ),
 }
-_ACTIVE_OF_CUSTOMER = (
+_ACTIVE_OF_CUSTOMER = Prepared(
     sa.select(payment_sources)
     .where(payment_sources.c.customer_id == sa.bindparam("customer_id"), _ACTIVE)
     .order_by(payment_sources.c.seq)
@@ -46,7 +51,7 @@ class PaymentSourceRepository:
         ON CONFLICT DO NOTHING keeps the surrounding transaction usable on PostgreSQL, where a
         failed INSERT would otherwise abort it.
         """
-        result = await self._conn.execute(_INSERT_IF_UNIQUE[self._conn.dialect.name], _columns(source))
+        result = await self._conn.run(_INSERT_IF_UNIQUE[self._conn.dialect.name], _columns(source))
         return result.first() is not None
 
     async def find_by_reference(self, reference: str) -> PaymentSource | None:
@@ -61,7 +66,7 @@ class PaymentSourceRepository:
         if not ids:
             return found
         if len(ids) == 1:
-            rows = (await self._conn.execute(_ACTIVE_OF_CUSTOMER, {"customer_id": ids[0]})).all()
+            rows = (await self._conn.run(_ACTIVE_OF_CUSTOMER, {"customer_id": ids[0]})).all()
             found[ids[0]].extend(to_payment_source(row) for row in rows)
             return found
         query = (

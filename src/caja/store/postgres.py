@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from caja.store.connection import json_dumps
+from caja.store.connection import AsyncConn, json_dumps
 
 
 class PostgresBackend:
@@ -21,17 +21,17 @@ class PostgresBackend:
         )
 
     @asynccontextmanager
-    async def write_unit(self) -> AsyncIterator[AsyncConnection]:
+    async def write_unit(self) -> AsyncIterator[AsyncConn]:
         async with self.engine.begin() as conn:
-            yield conn
+            yield AsyncConn(conn)
 
     @asynccontextmanager
-    async def read_unit(self) -> AsyncIterator[AsyncConnection]:
+    async def read_unit(self) -> AsyncIterator[AsyncConn]:
         async with self.engine.connect() as conn:
             # REPEATABLE READ READ ONLY: one consistent snapshot for every query of the unit.
             conn = await conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
             async with conn.begin():
-                yield conn
+                yield AsyncConn(conn)
 
     async def run_sync(self, fn: Any) -> Any:
         async with self.engine.begin() as conn:

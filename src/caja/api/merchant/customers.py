@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
-from caja.api.context import MerchantDep, PageDep, list_body
+from caja.api.context import MerchantDep, PageDep, body_of, list_body
 from caja.api.merchant.schemas import CustomerCreateIn, CustomerUpdateIn
+from caja.api.openapi import request_body
 from caja.api.responses import ConektaJSON
 from caja.domain.representations import customer_json
 from caja.services import customers
@@ -16,8 +17,13 @@ router = APIRouter(tags=["Customers"])
 CustomerId = Annotated[str, Path(max_length=64, description="Customer id (cus_...)")]
 
 
-@router.post("/customers", summary="Create a customer, optionally with reusable payment sources")
-async def create_customer(body: CustomerCreateIn, merchant: MerchantDep) -> ConektaJSON:
+@router.post(
+    "/customers",
+    summary="Create a customer, optionally with reusable payment sources",
+    openapi_extra=request_body(CustomerCreateIn),
+)
+async def create_customer(request: Request, merchant: MerchantDep) -> ConektaJSON:
+    body = await body_of(request, CustomerCreateIn)
     c = merchant.container
     customer = await customers.create(c.uow, c.clock, merchant.tenant, body.to_domain(), c.base_url)
     return merchant.respond(customer_json(customer, c.base_url))
