@@ -25,10 +25,12 @@ from caja.domain.webhooks import is_subscribed, receives_ordinary_events
 from caja.store.connection import Conn
 from caja.store.jobs import JobRepository, NewJob
 from caja.store.pagination import RowPage, fetch_page
+from caja.store.prepared import Prepared
 from caja.store.tables import events, job_attempts, jobs
 from caja.store.webhooks import FANOUT_QUERY
 
-_INSERT = events.insert()
+_INSERT = Prepared(events.insert(), keys=["id", "account_id", "livemode", "type", "data", "created_at"])
+_FANOUT = Prepared(FANOUT_QUERY)
 _WEBHOOK_JOB = jobs.c.kind == JobKind.WEBHOOK.value
 
 
@@ -66,7 +68,7 @@ class EventRepository:
         if not self._pending:
             return
         pending, self._pending = self._pending, []
-        await self._conn.execute(_INSERT, [_row(event) for event in pending])
+        await self._conn.run(_INSERT, [_row(event) for event in pending])
         await self._fan_out(pending)
 
     async def _fan_out(self, pending: list[Event]) -> None:
@@ -74,7 +76,7 @@ class EventRepository:
         webhooks_of: dict[Tenant, Sequence[sa.Row[Any]]] = {}
         for tenant in dict.fromkeys(event.tenant for event in pending):
             params = {"account_id": tenant.account_id, "livemode": tenant.livemode}
-            webhooks_of[tenant] = (await self._conn.execute(FANOUT_QUERY, params)).all()
+            webhooks_of[tenant] = (await self._conn.run(_FANOUT, params)).all()
         deliveries: list[NewJob] = []
         for event in pending:
             for hook in webhooks_of[event.tenant]:
