@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from caja.config import Settings
+from caja.delivery.approvals import ApprovalClient
+from caja.delivery.dispatcher import Dispatcher, HandlerRegistry
 from caja.delivery.keyring import SecretBox, load_secret_box
+from caja.delivery.runtime import build_dispatcher, new_registry
 from caja.domain.clock import Clock, SystemClock
 from caja.services.accounts import KeyResolver
 from caja.store.db import Database
@@ -23,6 +26,11 @@ class Container:
     barcodes: BarcodeRenderer = field(default_factory=BarcodeRenderer)
     # Seals webhook private keys and signing secrets at rest; set by start().
     _secret_box: SecretBox | None = None
+    # Job handlers by kind: start() registers "webhook"; other kinds register theirs before it.
+    handlers: HandlerRegistry | None = None
+    # The outbox dispatcher, when this process runs one (settings.delivery.dispatcher).
+    dispatcher: Dispatcher | None = None
+    _approvals: ApprovalClient | None = None
 
     @property
     def base_url(self) -> str:
@@ -34,12 +42,35 @@ class Container:
             raise RuntimeError("Container.start() has not run: no secret box yet")
         return self._secret_box
 
+    @property
+    def approvals(self) -> ApprovalClient:
+        """Synchronous approval calls to merchants (recurrent cash)."""
+        if self._approvals is None:
+            raise RuntimeError("Container.start() has not run: no approval client yet")
+        return self._approvals
+
     async def start(self) -> None:
         """Runs in the serving event loop (the app's lifespan), before the first request."""
         if self._secret_box is None:
             self._secret_box = await load_secret_box(self.uow, self.clock, self.settings.secret)
+        delivery = self.settings.delivery
+        if self._approvals is None:
+            self._approvals = ApprovalClient(
+                self.uow, self.clock, self._secret_box, budget=delivery.approval_timeout
+            )
+        if delivery.dispatcher and self.dispatcher is None:
+            self.dispatcher = build_dispatcher(
+                self.uow, self.clock, self._secret_box, delivery, registry=self.handlers
+            )
+            await self.dispatcher.start()
 
     async def close(self) -> None:
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
+            self.dispatcher = None
+        if self._approvals is not None:
+            await self._approvals.aclose()
+            self._approvals = None
         await self.database.dispose()
 
 
@@ -52,4 +83,5 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
         clock=clock or SystemClock(),
         uow=uow,
         keys=KeyResolver(uow),
+        handlers=new_registry(settings.delivery),
     )

@@ -6,11 +6,13 @@ import asyncio
 import json
 import os
 import signal
+from dataclasses import replace
 from types import FrameType
 from typing import Annotated
 
 import typer
 import uvicorn
+import uvloop
 
 from caja import bootstrap, logs
 from caja.app import create_app
@@ -48,6 +50,13 @@ def serve(
         str | None, typer.Option(help="Base URL payers' browsers use (env CAJA_PUBLIC_URL)")
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error")] = None,
+    no_dispatcher: Annotated[
+        bool,
+        typer.Option(
+            "--no-dispatcher",
+            help="Deliver no webhooks here; `caja worker` processes do (env CAJA_DISPATCHER=off)",
+        ),
+    ] = False,
 ) -> None:
     """Apply migrations, make sure a sandbox account exists, and serve the API."""
     settings = _settings(
@@ -58,6 +67,8 @@ def serve(
         public_url=public_url,
         log_level=log_level,
     )
+    if no_dispatcher:
+        settings = replace(settings, delivery=replace(settings.delivery, dispatcher=False))
     logs.configure(settings.log_level, json=settings.log_json)
     if settings.api_key is not None:
         try:
@@ -100,6 +111,55 @@ def serve(
 
 def _exit_after_graceful_shutdown(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(0)
+
+
+@cli.command()
+def worker(
+    database_url: DatabaseOpt = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(min=1, help="Jobs this process runs at once (env CAJA_DISPATCHER_CONCURRENCY)"),
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error")] = None,
+) -> None:
+    """Deliver webhooks and run other outbox jobs, beside `caja serve --no-dispatcher`.
+
+    Any number of workers may share one PostgreSQL database: each claims jobs with SKIP LOCKED.
+    Stops gracefully on SIGTERM or SIGINT (running jobs finish or are handed back).
+    """
+    settings = _settings(database_url=database_url, log_level=log_level)
+    delivery = replace(settings.delivery, dispatcher=True)
+    if concurrency is not None:
+        delivery = replace(delivery, concurrency=concurrency)
+    settings = replace(settings, delivery=delivery)
+    logs.configure(settings.log_level, json=settings.log_json)
+    container = bootstrap.build(settings)
+
+    async def run() -> None:
+        current = await migrate.current_revision(container.database)
+        if current != migrate.head_revision():
+            await container.database.dispose()
+            typer.echo(
+                f"the database schema is at {current}, this worker needs {migrate.head_revision()}: "
+                "run `caja migrate` (or start `caja serve`) first",
+                err=True,
+            )
+            raise typer.Exit(1)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await container.start()
+        assert container.dispatcher is not None
+        typer.echo(
+            f"Caja worker {container.dispatcher.worker_id}  database {redact_url(container.database.url)}",
+        )
+        try:
+            await stop.wait()
+        finally:
+            await container.close()
+
+    uvloop.run(run())
 
 
 @cli.command(name="migrate")

@@ -133,3 +133,18 @@ class DeliveryRepository:
         if deactivate:
             values["active"] = False
         await self._conn.execute(webhooks.update().where(webhooks.c.id == webhook_id).values(**values))
+
+    async def mark_listening(self, webhook_id: str, now: int) -> bool:
+        """After a delivered event: ``listening``, no run of failures. Touches the row only if it changes."""
+        stmt = (
+            webhooks.update()
+            .where(
+                webhooks.c.id == webhook_id,
+                webhooks.c.status != WebhookStatus.DISABLED.value,
+                sa.or_(
+                    webhooks.c.status != WebhookStatus.LISTENING.value, webhooks.c.failing_since.is_not(None)
+                ),
+            )
+            .values(status=WebhookStatus.LISTENING.value, failing_since=None, updated_at=now)
+        )
+        return int((await self._conn.execute(stmt)).rowcount) == 1

@@ -1,0 +1,204 @@
+"""Synchronous approval calls: ask the merchant, within a hard total budget, whether a payment may go on.
+
+``ApprovalClient.request(tenant, "inbound_payment.lookup", inbound_payment)`` POSTs the event
+envelope (signed like every delivery) to the tenant's active synchronous webhooks at once and
+returns an ``ApprovalReply`` or an ``ApprovalFailure``; it never raises for the merchant's
+trouble. Nothing here is retried: a late answer is a declined payment. Each call is logged like
+a delivery: a ``jobs`` row of kind ``approval``, finished at once, and its ``job_attempts`` row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+import orjson
+import structlog
+
+from caja.delivery import http
+from caja.delivery.webhook_delivery import Opener, Signer
+from caja.domain import ids
+from caja.domain.approvals import (
+    ApprovalFailure,
+    ApprovalFailureReason,
+    ApprovalReply,
+    ApprovalResult,
+    combine,
+    parse_reply,
+)
+from caja.domain.clock import Clock
+from caja.domain.jobs import JOB_ID_PREFIX, RESPONSE_BODY_LIMIT, Attempt, JobKind, JobStatus
+from caja.domain.tenancy import Tenant
+from caja.store.deliveries import WebhookTarget
+from caja.store.jobs import NewJob
+from caja.store.uow import UnitOfWorkFactory
+
+log = structlog.get_logger("caja.delivery.approvals")
+
+
+def approval_envelope(
+    tenant: Tenant, event_type: str, obj: dict[str, Any], event_id: str, now: int
+) -> dict[str, Any]:
+    """The event as Conekta sends approval calls (seed page 000): never stored, never fanned out."""
+    return {
+        "data": {"object": obj, "previous_attributes": {}},
+        "livemode": tenant.livemode,
+        "webhook_status": "not_applicable",
+        "webhook_logs": [],
+        "id": event_id,
+        "object": "event",
+        "type": event_type,
+        "created_at": now,
+    }
+
+
+class ApprovalClient:
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        opener: Opener,
+        *,
+        budget: float = 2.0,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._signer = Signer(uow, opener)
+        self.budget = budget
+        self._own_client = client is None
+        self._client = client or http.new_client(max_connections=64)
+
+    async def aclose(self) -> None:
+        if self._own_client:
+            await self._client.aclose()
+
+    async def request(
+        self, tenant: Tenant, event_type: str, obj: dict[str, Any], *, budget: float | None = None
+    ) -> ApprovalResult:
+        """Ask every synchronous webhook of ``tenant``; the answer within ``budget`` seconds in all."""
+        budget = self.budget if budget is None else budget
+        deadline = time.monotonic() + budget
+        try:
+            async with asyncio.timeout(budget):
+                async with self._uow() as tx:
+                    targets = await tx.deliveries.synchronous_webhooks(tenant)
+        except TimeoutError:
+            return ApprovalFailure(ApprovalFailureReason.TIMEOUT, f"no answer within {budget:g} s")
+        if not targets:
+            return ApprovalFailure(
+                ApprovalFailureReason.NO_WEBHOOK, "the account has no active synchronous webhook"
+            )
+        now = self._clock.now()
+        event_id = ids.new_hex_id()
+        body = orjson.dumps(approval_envelope(tenant, event_type, obj, event_id, now))
+        calls = [self._call(target, event_id, body, now, deadline) for target in targets]
+        results = await asyncio.gather(*calls)
+        try:
+            await self._log(tenant, event_id, results)
+        except Exception:
+            log.exception("could not log an approval call", event_id=event_id, type=event_type)
+        replies: list[ApprovalReply] = []
+        for _target, result, _exchange in results:
+            if isinstance(result, ApprovalFailure):
+                return result
+            replies.append(result)
+        return combine(replies)
+
+    async def _call(
+        self, target: WebhookTarget, event_id: str, body: bytes, now: int, deadline: float
+    ) -> tuple[WebhookTarget, ApprovalResult, http.Exchange | None]:
+        started_ms = self._clock.now_ms()
+        remaining = deadline - time.monotonic()
+        try:
+            if remaining <= 0:
+                raise TimeoutError
+            async with asyncio.timeout(remaining):
+                headers = await self._signer.headers(target, event_id, body, now)
+            exchange = await http.post(
+                self._client,
+                target.url,
+                body,
+                headers,
+                timeout=max(deadline - time.monotonic(), 0.001),
+                started_at_ms=started_ms,
+            )
+        except TimeoutError:
+            failure = ApprovalFailure(
+                ApprovalFailureReason.TIMEOUT, "no answer within the budget", webhook_id=target.id
+            )
+            return target, failure, None
+        result: ApprovalResult
+        if exchange.error is not None:
+            reason = ApprovalFailureReason.TIMEOUT if exchange.timed_out else ApprovalFailureReason.CONNECTION
+            result = ApprovalFailure(reason, exchange.error, webhook_id=target.id)
+        elif exchange.status is None or not 200 <= exchange.status < 300:
+            result = ApprovalFailure(
+                ApprovalFailureReason.HTTP_STATUS,
+                f"the webhook answered HTTP {exchange.status}",
+                http_status=exchange.status,
+                webhook_id=target.id,
+            )
+        else:
+            parsed = parse_reply(exchange.response_body)
+            if isinstance(parsed, ApprovalFailure):
+                parsed = ApprovalFailure(
+                    parsed.reason, parsed.detail, http_status=exchange.status, webhook_id=target.id
+                )
+            result = parsed
+        return target, result, exchange
+
+    async def _log(
+        self,
+        tenant: Tenant,
+        event_id: str,
+        results: list[tuple[WebhookTarget, ApprovalResult, http.Exchange | None]],
+    ) -> None:
+        now_ms = self._clock.now_ms()
+        async with self._uow(write=True, notify=False) as tx:
+            for target, result, exchange in results:
+                job_id = ids.new_id(JOB_ID_PREFIX)
+                failed = isinstance(result, ApprovalFailure)
+                error = (
+                    f"{result.reason.value}: {result.detail}" if isinstance(result, ApprovalFailure) else None
+                )
+                started = exchange.started_at_ms if exchange is not None else now_ms
+                await tx.jobs.enqueue(
+                    NewJob(
+                        id=job_id,
+                        kind=JobKind.APPROVAL.value,
+                        account_id=tenant.account_id,
+                        livemode=tenant.livemode,
+                        event_id=event_id,
+                        webhook_id=target.id,
+                        payload={"url": target.url},
+                        run_at=started,
+                        created_at=started,
+                        status=JobStatus.FAILED if failed else JobStatus.SUCCEEDED,
+                        attempts=1,
+                        finished_at=now_ms,
+                        last_status=exchange.status if exchange is not None else None,
+                        last_error=error,
+                        last_attempted_at=started,
+                    )
+                )
+                await tx.jobs.record_attempt(
+                    Attempt(
+                        job_id=job_id,
+                        attempt=1,
+                        started_at=started,
+                        duration_ms=exchange.duration_ms if exchange is not None else now_ms - started,
+                        url=target.url,
+                        http_status=exchange.status if exchange is not None else None,
+                        error=error,
+                        request_headers=exchange.request_headers if exchange is not None else None,
+                        request_body=exchange.request_body.decode("utf-8") if exchange is not None else None,
+                        response_headers=exchange.response_headers if exchange is not None else None,
+                        response_body=exchange.response_text[:RESPONSE_BODY_LIMIT]
+                        if exchange is not None and exchange.status is not None
+                        else None,
+                    )
+                )
+        # Enqueued rows are finished already: nothing for a dispatcher to wake up for.

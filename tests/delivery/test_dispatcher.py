@@ -1,0 +1,320 @@
+"""The dispatcher against a real receiver, on SQLite and PostgreSQL: delivery, retries, health, fairness."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+
+import sqlalchemy as sa
+
+from caja.domain.jobs import JobStatus
+from caja.domain.webhooks import WebhookStatus
+from caja.store.tables import events
+from tests.delivery.conftest import World
+from tests.delivery.verify import verify_both
+from tests.tools.receiver import Receiver, Reply, always
+
+
+async def wait_job(world: World, job_id: str, status: JobStatus, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        async with world.uow() as tx:
+            job = await tx.jobs.get(job_id)
+        assert job is not None
+        if job.status is status:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} is {job.status}, not {status}")
+        await asyncio.sleep(0.02)
+
+
+async def test_delivers_a_signed_event_and_records_the_attempt(world: World, receiver: Receiver) -> None:
+    hook = await world.webhook(receiver.url("/hook"))
+    job = world.job(hook, name="Ana")
+    dispatcher = world.dispatcher()
+    await dispatcher.start()
+    try:
+        await world.enqueue(job)
+        await receiver.wait_for(lambda: len(receiver.to("/hook")) == 1, what="the delivery")
+        await wait_job(world, job.id, JobStatus.SUCCEEDED)
+    finally:
+        await dispatcher.stop()
+
+    (request,) = receiver.to("/hook")
+    verify_both(request.body, request.headers, world.public_key, hook.secret)
+    assert json.loads(request.body) == job.payload["body"]
+    assert request.headers["webhook-id"] == job.event_id
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["user-agent"].startswith("Caja-Webhooks/")
+
+    async with world.uow() as tx:
+        (attempt,) = await tx.jobs.attempts(job.id)
+        done = await tx.jobs.get(job.id)
+    assert done is not None and done.attempts == 1
+    assert attempt.attempt == 1 and attempt.http_status == 200 and attempt.error is None
+    assert attempt.url == hook.url
+    assert attempt.request_body is not None and attempt.request_body.encode() == request.body
+    assert (
+        attempt.request_headers is not None and attempt.request_headers["Digest"] == request.headers["digest"]
+    )
+    assert attempt.response_body == '{"ok": true}'
+    assert (await world.webhook_row(hook)).status == WebhookStatus.LISTENING
+
+
+async def test_three_failures_then_success_makes_four_logged_attempts(
+    world: World, receiver: Receiver
+) -> None:
+    receiver.on("/flaky", lambda r: Reply(500, b"boom") if r.nth <= 3 else Reply(200))
+    hook = await world.webhook(receiver.url("/flaky"))
+    job = world.job(hook)
+    dispatcher = world.dispatcher()
+    await dispatcher.start()
+    try:
+        await world.enqueue(job)
+        await wait_job(world, job.id, JobStatus.SUCCEEDED)
+    finally:
+        await dispatcher.stop()
+
+    requests = receiver.to("/flaky")
+    assert len(requests) == 4
+    # The same event, the same bytes-level content, every time; every try signed afresh.
+    assert {r.headers["webhook-id"] for r in requests} == {job.event_id}
+    for request in requests:
+        verify_both(request.body, request.headers, world.public_key, hook.secret)
+    async with world.uow() as tx:
+        attempts = await tx.jobs.attempts(job.id)
+        done = await tx.jobs.get(job.id)
+    assert [a.http_status for a in attempts] == [500, 500, 500, 200]
+    assert [a.attempt for a in attempts] == [1, 2, 3, 4]
+    assert [a.error for a in attempts] == ["HTTP 500"] * 3 + [None]
+    assert attempts[0].response_body == "boom"
+    assert done is not None and done.attempts == 4
+    # A success after failures: listening again, the run of failures over.
+    row = await world.webhook_row(hook)
+    assert row.status == WebhookStatus.LISTENING and row.failing_since is None
+
+
+async def test_retry_after_is_honoured(world: World, receiver: Receiver) -> None:
+    receiver.on(
+        "/busy",
+        lambda r: Reply(503, headers={"Retry-After": "1"}) if r.nth == 1 else Reply(200),
+    )
+    hook = await world.webhook(receiver.url("/busy"))
+    job = world.job(hook)
+    dispatcher = world.dispatcher()
+    await dispatcher.start()
+    try:
+        await world.enqueue(job)
+        await wait_job(world, job.id, JobStatus.SUCCEEDED)
+    finally:
+        await dispatcher.stop()
+    first, second = receiver.to("/busy")
+    # The schedule alone would retry after 50 ms; the receiver asked for a second.
+    assert second.at - first.at >= 0.95
+
+
+async def test_gives_up_when_the_schedule_is_spent(world: World, receiver: Receiver) -> None:
+    receiver.on("/down", always(Reply(502)))
+    hook = await world.webhook(receiver.url("/down"))
+    job = world.job(hook)
+    dispatcher = world.dispatcher(retry_schedule=(0, 0.02, 0.02))
+    await dispatcher.start()
+    try:
+        await world.enqueue(job)
+        await wait_job(world, job.id, JobStatus.FAILED)
+    finally:
+        await dispatcher.stop()
+    assert len(receiver.to("/down")) == 3
+    row = await world.webhook_row(hook)
+    assert row.status == WebhookStatus.INTERMITTENT_ERRORS and row.failing_since is not None
+
+
+async def test_connection_refused_is_retried(world: World, receiver: Receiver) -> None:
+    # Nothing listens on the first URL; then the merchant fixes the webhook's URL.
+    receiver_port_closed = Receiver()
+    dead_url = receiver_port_closed.url("/nobody")
+    receiver_port_closed.stop()
+    hook = await world.webhook(dead_url)
+    job = world.job(hook)
+    dispatcher = world.dispatcher(retry_schedule=(0, 0.3, 0.3, 0.3, 0.3))
+    await dispatcher.start()
+    try:
+        await world.enqueue(job)
+        deadline = time.monotonic() + 5
+        while True:
+            async with world.uow() as tx:
+                attempts = await tx.jobs.attempts(job.id)
+            if attempts:
+                break
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        assert attempts[0].http_status is None and attempts[0].error
+        await world.database.run_sync(
+            lambda c: c.exec_driver_sql(
+                f"UPDATE webhooks SET url = '{receiver.url('/fixed')}' WHERE id = '{hook.id}'"
+            )
+        )
+        await wait_job(world, job.id, JobStatus.SUCCEEDED)
+    finally:
+        await dispatcher.stop()
+    assert len(receiver.to("/fixed")) == 1
+
+
+async def test_410_gone_disables_the_webhook(world: World, receiver: Receiver) -> None:
+    receiver.on("/gone", always(Reply(410)))
+    hook = await world.webhook(receiver.url("/gone"))
+    first, later = world.job(hook), world.job(hook)
+    dispatcher = world.dispatcher()
+    await dispatcher.start()
+    try:
+        await world.enqueue(first)
+        await wait_job(world, first.id, JobStatus.FAILED)
+        await world.enqueue(later)
+        await wait_job(world, later.id, JobStatus.CANCELLED)
+    finally:
+        await dispatcher.stop()
+    assert len(receiver.to("/gone")) == 1  # once: 410 is not retried, and nothing is sent after it
+    row = await world.webhook_row(hook)
+    assert row.status == WebhookStatus.DISABLED and row.active is False
+    disabled = await disabled_events(world)
+    assert [e.data["object"]["id"] for e in disabled] == [hook.id]
+    assert disabled[0].data["object"]["status"] == "disabled"
+
+
+async def disabled_events(world: World) -> list[sa.Row[object]]:
+    query = sa.select(events).where(events.c.type == "webhook.disabled").order_by(events.c.seq)
+    return list(await world.database.run_sync(lambda c: c.execute(query).all()))
+
+
+async def test_failing_longer_than_the_period_disables_the_webhook(world: World, receiver: Receiver) -> None:
+    receiver.on("/failing", always(Reply(500)))
+    hook = await world.webhook(receiver.url("/failing"))
+    dispatcher = world.dispatcher(retry_schedule=(0,) + (0.1,) * 30, disable_after=0.5)
+    await dispatcher.start()
+    try:
+        await world.enqueue(world.job(hook))
+        # Failing, but not for long yet: intermittent errors, the run of failures dated.
+        await receiver.wait_for(lambda: len(receiver.to("/failing")) >= 1)
+        await asyncio.sleep(0.1)
+        row = await world.webhook_row(hook)
+        assert row.status == WebhookStatus.INTERMITTENT_ERRORS and row.failing_since is not None
+        deadline = time.monotonic() + 5
+        while (await world.webhook_row(hook)).status != WebhookStatus.DISABLED:
+            assert time.monotonic() < deadline, "the webhook was never disabled"
+            await asyncio.sleep(0.05)
+        count = len(receiver.to("/failing"))
+        await asyncio.sleep(0.4)
+        # Disabled: its pending retry is cancelled, nothing more is sent.
+        assert len(receiver.to("/failing")) == count
+    finally:
+        await dispatcher.stop()
+    row = await world.webhook_row(hook)
+    assert row.active is False
+    assert row.updated_at >= row.created_at
+    disabled = await disabled_events(world)
+    assert len(disabled) == 1 and disabled[0].data["object"]["id"] == hook.id
+    elapsed = receiver.to("/failing")[-1].at - receiver.to("/failing")[0].at
+    assert elapsed >= 0.45
+
+
+async def test_a_slow_endpoint_does_not_delay_a_fast_one(world: World, receiver: Receiver) -> None:
+    receiver.on("/slow", always(Reply(200, delay=1.5)))
+    slow = await world.webhook(receiver.url("/slow"))
+    fast = await world.webhook(receiver.url("/fast"))
+    dispatcher = world.dispatcher(concurrency=8, per_endpoint=2, webhook_timeout=5.0)
+    await dispatcher.start()
+    try:
+        # The slow endpoint's backlog is older: a plain FIFO would make the fast one wait for it.
+        await world.enqueue(*[world.job(slow) for _ in range(20)])
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        await world.enqueue(*[world.job(fast) for _ in range(20)])
+        await receiver.wait_for(lambda: len(receiver.to("/fast")) == 20, within=5, what="the fast endpoint")
+        took = time.monotonic() - started
+        assert len(receiver.to("/slow")) <= 4  # two at a time, 1.5 s each
+    finally:
+        await dispatcher.stop()
+    assert took < 1.0, f"the fast endpoint waited {took:.2f} s behind the slow one"
+
+
+async def test_commits_wake_the_dispatcher_at_once(world: World, receiver: Receiver) -> None:
+    hook = await world.webhook(receiver.url("/quick"))
+    # A long poll interval: only the commit hook can make delivery fast.
+    dispatcher = world.dispatcher(poll_interval=5.0)
+    await dispatcher.start()
+    latencies = []
+    try:
+        await asyncio.sleep(0.05)
+        for i in range(15):
+            job = world.job(hook)
+            started = time.monotonic()
+            await world.enqueue(job)
+            await receiver.wait_for(lambda i=i: len(receiver.to("/quick")) == i + 1, within=3)
+            latencies.append(receiver.to("/quick")[-1].at - started)
+    finally:
+        await dispatcher.stop()
+    assert statistics.median(latencies) < 0.1, latencies
+    assert max(latencies) < 0.5, latencies
+
+
+async def test_jobs_of_a_dead_worker_are_delivered_after_its_lease(world: World, receiver: Receiver) -> None:
+    hook = await world.webhook(receiver.url("/orphan"))
+    jobs = [world.job(hook) for _ in range(5)]
+    await world.enqueue(*jobs)
+    # A worker claims them and dies before doing anything.
+    async with world.uow(write=True) as tx:
+        now_ms = world.clock.now_ms()
+        taken = await tx.jobs.claim(now_ms=now_ms, worker="dead", lease_until=now_ms + 500, limit=10)
+    assert len(taken) == 5
+    dispatcher = world.dispatcher(lease=0.4)
+    await dispatcher.start()
+    try:
+        await receiver.wait_for(lambda: len(receiver.to("/orphan")) == 5, within=5)
+        for job in jobs:
+            await wait_job(world, job.id, JobStatus.SUCCEEDED)
+    finally:
+        await dispatcher.stop()
+    assert receiver.to("/orphan")[0].at  # delivered, once each
+    assert sorted(r.headers["webhook-id"] for r in receiver.to("/orphan")) == sorted(j.event_id for j in jobs)
+
+
+async def test_stop_hands_back_running_jobs(world: World, receiver: Receiver) -> None:
+    receiver.on("/stuck", always(Reply(200, delay=3.0)))
+    hook = await world.webhook(receiver.url("/stuck"))
+    job = world.job(hook)
+    dispatcher = world.dispatcher(webhook_timeout=10.0)
+    await dispatcher.start()
+    await world.enqueue(job)
+    await receiver.wait_for(lambda: len(receiver.to("/stuck")) == 1)
+    from dataclasses import replace as _replace
+
+    dispatcher._config = _replace(dispatcher._config, grace=0.2)
+    started = time.monotonic()
+    await dispatcher.stop()
+    assert time.monotonic() - started < 2
+    async with world.uow() as tx:
+        back = await tx.jobs.get(job.id)
+    assert back is not None and back.status is JobStatus.PENDING and back.worker is None
+    assert back.attempts == 0
+
+
+async def test_two_dispatchers_on_one_database_deliver_each_job_once(
+    world: World, receiver: Receiver
+) -> None:
+    hooks = [await world.webhook(receiver.url(f"/many/{i}")) for i in range(4)]
+    jobs = [world.job(hooks[i % 4]) for i in range(200)]
+    first, second = world.dispatcher(), world.dispatcher()
+    await first.start()
+    await second.start()
+    try:
+        await world.enqueue(*jobs)
+        await receiver.wait_for(lambda: len(receiver.requests) >= 200, within=20)
+        await asyncio.sleep(0.2)
+    finally:
+        await first.stop()
+        await second.stop()
+    ids = [r.headers["webhook-id"] for r in receiver.requests]
+    assert len(ids) == 200 and set(ids) == {j.event_id for j in jobs}
+    assert first.finished > 0 and second.finished > 0
