@@ -137,11 +137,17 @@ def table(data: dict) -> str:
                 on_pg = result.get("database", "").startswith("postgres")
                 pg = f", postgres {cpu['postgres_s']:.1f} s" if on_pg else ""
                 server_pct = cpu.get("server_pct", float("nan"))
-                parts.append(f"{phase}: server {server_pct:.0f}%, other {cpu['other_pct']:.0f}%{pg}")
+                parts.append(
+                    f"{phase}: server {server_pct:.0f}%, other {cpu['other_pct']:.0f}%{pg}, "
+                    f"{per_cpu_second(result[phase]):,.0f} req/CPU-s"
+                )
         lines.append(f"  {label(key):40} {'; '.join(parts)}")
     lines += ["", "Targets:"]
     for what, measured, target, ok in checks(data):
         lines.append(f"  {what:58} {measured:>10}  (target {target})  {_verdict(ok)}")
+    lines += ["", "Per server CPU-second (less sensitive to other load; see docs/performance.md):"]
+    for what, value in cpu_ratios(data):
+        lines.append(f"  {what:58} {value:>10}")
     errors = total_errors(data)
     lines.append("")
     if errors:
@@ -174,17 +180,40 @@ def _md_figures(data: dict) -> list[str]:
     return out
 
 
+def per_cpu_second(phase: dict) -> float:
+    """Requests per CPU-second of the server process: throughput with the stolen time taken out."""
+    cpu = phase.get("cpu") or {}
+    return phase["requests"] / cpu["server_s"] if cpu.get("server_s") else float("nan")
+
+
+def cpu_ratios(data: dict) -> list[tuple[str, str]]:
+    res = data["results"]
+    peer = res.get("localstripe")
+    out = []
+    for backend, name in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL")):
+        caja = res.get(f"caja-{backend}")
+        if caja and peer:
+            for phase, noun in (("create", "creates"), ("read", "reads")):
+                ratio = per_cpu_second(caja[phase]) / per_cpu_second(peer[phase])
+                what = f"Caja {name} {noun} ÷ localstripe {noun}, per server CPU-second"
+                out.append((what, f"{ratio:,.2f}×"))
+    return out
+
+
 def _md_cpu(data: dict) -> list[str]:
     out = [
-        "| Server | Create: server CPU | Create: other load | Read: server CPU | Read: other load |",
-        "|---|---:|---:|---:|---:|",
+        "| Server | Create: server CPU | other load | req/CPU-s "
+        "| Read: server CPU | other load | req/CPU-s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for key, result in data["results"].items():
         c, r = result["create"].get("cpu"), result["read"].get("cpu")
         if c and r:
             out.append(
                 f"| {label(key)} | {c.get('server_pct', float('nan')):.0f}% | {c['other_pct']:.0f}% "
-                f"| {r.get('server_pct', float('nan')):.0f}% | {r['other_pct']:.0f}% |"
+                f"| {per_cpu_second(result['create']):,.0f} "
+                f"| {r.get('server_pct', float('nan')):.0f}% | {r['other_pct']:.0f}% "
+                f"| {per_cpu_second(result['read']):,.0f} |"
             )
     return out
 
@@ -270,11 +299,19 @@ def markdown(data: dict, source: Path) -> str:
     lines += [
         "CPU during each measurement: *server CPU* is the share of its core the server process used "
         "(near 100% means it was CPU-bound); *other load* is the share of the whole machine used by "
-        "processes other than the server, wrk and (for PostgreSQL targets) PostgreSQL. Before each "
+        "processes other than the server, wrk and (for PostgreSQL targets) the PostgreSQL backends of "
+        "the benchmark's database and its WAL writer, checkpointer and background writer. Before each "
         f"measurement the suite waits up to {s.get('idle_wait_s', '?')} s for the machine to be under "
-        f"{s.get('idle_threshold_pct', '?')}% busy; a high *other load* means the figure is pessimistic.",
+        f"{s.get('idle_threshold_pct', '?')}% busy; a high *other load* means the figure is pessimistic. "
+        "*req/CPU-s* is requests per CPU-second of the server process, the throughput a whole core "
+        "would give a CPU-bound server; it ignores time spent waiting (fsync, PostgreSQL) and is given "
+        "only to show how much other load moved the figures.",
         "",
         *_md_cpu(data),
+        "",
+        "| Ratio per server CPU-second (informative) | |",
+        "|---|---:|",
+        *[f"| {what} | {value} |" for what, value in cpu_ratios(data)],
         "",
     ]
     if million:

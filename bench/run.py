@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.engine import make_url
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -85,7 +86,9 @@ class Running:
 
     pid: int
     log_path: Path
-    uses_postgres: bool = False
+    # The PostgreSQL database the server uses, and an admin URL to find its backends.
+    pg_database: str | None = None
+    pg_admin_url: str | None = None
 
 
 def log(message: str) -> None:
@@ -110,7 +113,7 @@ def server(
     headers: dict[str, str],
     options: Options,
     timeout: float,
-    uses_postgres: bool = False,
+    pg_database: str | None = None,
 ) -> Iterator[Running]:
     """Start ``command`` pinned to the server core, wait for ``ready_url`` to answer 200, stop it."""
     log_path = options.log_dir / f"{name}.log"
@@ -132,7 +135,7 @@ def server(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{name} was not ready in {timeout}s:\n{log_path.read_text()}")
             time.sleep(0.2)
-        yield Running(process.pid, log_path, uses_postgres)
+        yield Running(process.pid, log_path, pg_database, options.postgres_url if pg_database else None)
     finally:
         process.terminate()
         try:
@@ -160,8 +163,8 @@ def caja_server(name: str, database_url: str, options: Options, ready_timeout: f
         "warning",
     ]
     base = f"http://127.0.0.1:{port}"
-    uses_postgres = not database_url.startswith("sqlite")
-    return base, server(name, command, f"{base}/ready", {}, options, ready_timeout, uses_postgres)
+    pg_database = None if database_url.startswith("sqlite") else make_url(database_url).database
+    return base, server(name, command, f"{base}/ready", {}, options, ready_timeout, pg_database)
 
 
 def server_log_errors(path: Path) -> int:
@@ -308,17 +311,21 @@ def _process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def _postgres_cpu() -> dict[int, float]:
-    """CPU seconds of each PostgreSQL process, by pid."""
-    found = {}
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if (proc / "comm").read_text().strip() in {"postgres", "postmaster"}:
-                    found[int(proc.name)] = _process_cpu(int(proc.name))
-            except OSError:
-                continue
-    return found
+def _postgres_cpu(running: Running) -> dict[int, float]:
+    """CPU seconds, by pid, of the PostgreSQL processes working for the server under test.
+
+    Its database's backends, and the shared WAL writer, checkpointer and background writer (which
+    mostly work for the benchmark's writes); other databases' backends count as other load.
+    """
+    if not running.pg_database or not running.pg_admin_url:
+        return {}
+    rows = pg(
+        running.pg_admin_url,
+        "SELECT pid FROM pg_stat_activity WHERE datname = '"
+        + running.pg_database.replace("'", "''")
+        + "' OR backend_type IN ('walwriter', 'checkpointer', 'background writer')",
+    )[0]
+    return {row["pid"]: _process_cpu(row["pid"]) for row in rows}
 
 
 def cpu_sample(running: Running) -> dict[str, Any]:
@@ -334,7 +341,7 @@ def cpu_sample(running: Running) -> dict[str, Any]:
         "client_core_total": times[f"cpu{CLIENT_CORE}"][1],
         "server": _process_cpu(running.pid),
         "wrk": children.ru_utime + children.ru_stime,
-        "postgres": _postgres_cpu(),
+        "postgres": _postgres_cpu(running),
     }
 
 
@@ -343,7 +350,7 @@ def cpu_usage(before: dict[str, Any], after: dict[str, Any], running: Running) -
     d = {k: after[k] - before[k] for k in before if k != "postgres"}
     # Per process, so backends that exit during the measurement do not count negative.
     d["postgres"] = sum(cpu - before["postgres"].get(pid, 0.0) for pid, cpu in after["postgres"].items())
-    ours = d["server"] + d["wrk"] + (d["postgres"] if running.uses_postgres else 0.0)
+    ours = d["server"] + d["wrk"] + d["postgres"]
     other = max(d["busy"] - ours, 0.0)
 
     def pct(part: float, whole: float) -> float:
@@ -449,8 +456,6 @@ def write_ids(name: str, ids: list[str], options: Options) -> Path:
 
 
 def pg_dsn(admin_url: str, database: str | None = None) -> str:
-    from sqlalchemy.engine import make_url
-
     url = make_url(admin_url).set(drivername="postgresql")
     if database is not None:
         url = url.set(database=database)
