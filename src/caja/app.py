@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from caja import __version__
-from caja.api import errors, openapi, public
+from caja.api import devtools, errors, openapi, public
 from caja.api.limits import BodySizeLimit
 from caja.api.merchant import customers, events, payment_sources, webhook_keys, webhooks
 from caja.bootstrap import Container
@@ -65,6 +65,7 @@ def create_app(container: Container) -> FastAPI:
         webhook_keys.router,
         events.router,
         public.router,
+        devtools.router,
     )
     return app
 

@@ -8,8 +8,11 @@ from caja.config import Settings
 from caja.delivery.approvals import ApprovalClient
 from caja.delivery.dispatcher import Dispatcher, HandlerRegistry
 from caja.delivery.keyring import SecretBox, load_secret_box
+from caja.delivery.mail import EmailDelivery, Mailer
+from caja.delivery.mail_catcher import MailCatcher
 from caja.delivery.runtime import build_dispatcher, new_registry
 from caja.domain.clock import Clock, SystemClock
+from caja.domain.jobs import JobKind
 from caja.services.accounts import KeyResolver
 from caja.store.db import Database
 from caja.store.uow import UnitOfWorkFactory
@@ -31,6 +34,9 @@ class Container:
     # The outbox dispatcher, when this process runs one (settings.delivery.dispatcher).
     dispatcher: Dispatcher | None = None
     _approvals: ApprovalClient | None = None
+    # ``caja serve`` runs the sandbox's mail catcher (settings.mail.catcher); workers do not.
+    run_mail_catcher: bool = False
+    mail_catcher: MailCatcher | None = None
 
     @property
     def base_url(self) -> str:
@@ -53,6 +59,11 @@ class Container:
         """Runs in the serving event loop (the app's lifespan), before the first request."""
         if self._secret_box is None:
             self._secret_box = await load_secret_box(self.uow, self.clock, self.settings.secret)
+        mail = self.settings.mail
+        if self.run_mail_catcher and mail.catcher and self.mail_catcher is None:
+            catcher = MailCatcher(self.uow, self.clock, mail.catcher_host, mail.catcher_port)
+            if await catcher.start():
+                self.mail_catcher = catcher
         delivery = self.settings.delivery
         if self._approvals is None:
             self._approvals = ApprovalClient(
@@ -71,17 +82,23 @@ class Container:
         if self._approvals is not None:
             await self._approvals.aclose()
             self._approvals = None
+        if self.mail_catcher is not None:
+            await self.mail_catcher.stop()
+            self.mail_catcher = None
         await self.database.dispose()
 
 
 def build(settings: Settings, clock: Clock | None = None) -> Container:
     database = Database(settings.database_url, pool_size=settings.db_pool_size)
     uow = UnitOfWorkFactory(database)
+    clock = clock or SystemClock()
+    handlers = new_registry(settings.delivery)
+    handlers.register(JobKind.EMAIL.value, EmailDelivery(Mailer(settings.mail), clock))
     return Container(
         settings=settings,
         database=database,
-        clock=clock or SystemClock(),
+        clock=clock,
         uow=uow,
         keys=KeyResolver(uow),
-        handlers=new_registry(settings.delivery),
+        handlers=handlers,
     )

@@ -57,6 +57,19 @@ def serve(
             help="Deliver no webhooks here; `caja worker` processes do (env CAJA_DISPATCHER=off)",
         ),
     ] = False,
+    mail_catcher_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=65535, help="Port of the built-in SMTP mail catcher (env CAJA_MAIL_CATCHER_PORT)"
+        ),
+    ] = None,
+    no_mail_catcher: Annotated[
+        bool,
+        typer.Option(
+            "--no-mail-catcher",
+            help="Run no built-in SMTP mail catcher on 127.0.0.1 (env CAJA_MAIL_CATCHER=off)",
+        ),
+    ] = False,
 ) -> None:
     """Apply migrations, make sure a sandbox account exists, and serve the API."""
     settings = _settings(
@@ -69,6 +82,10 @@ def serve(
     )
     if no_dispatcher:
         settings = replace(settings, delivery=replace(settings.delivery, dispatcher=False))
+    if no_mail_catcher:
+        settings = replace(settings, mail=replace(settings.mail, catcher=False))
+    elif mail_catcher_port is not None:
+        settings = replace(settings, mail=replace(settings.mail, catcher_port=mail_catcher_port))
     logs.configure(settings.log_level, json=settings.log_json)
     if settings.api_key is not None:
         try:
@@ -76,6 +93,7 @@ def serve(
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--api-key") from None
     container = bootstrap.build(settings)
+    container.run_mail_catcher = settings.mail.catcher
 
     async def prepare() -> accounts.SandboxAccess:
         await migrate.upgrade(container.database)
@@ -91,6 +109,12 @@ def serve(
         typer.echo(f"Sandbox test private key (shown once): {access.test_private_key}")
     elif access.test_private_key is None:
         typer.echo("Sandbox test key: as issued before (or `caja accounts roll-key ACCOUNT_ID`).")
+    mail = settings.mail
+    if mail.catcher:
+        typer.echo(
+            f"Mail catcher smtp://{mail.catcher_host}:{mail.catcher_port}  "
+            f"(read with GET /_caja/emails or {settings.base_url}/_caja/dashboard)"
+        )
     config = uvicorn.Config(
         create_app(container),
         host=settings.host,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
@@ -57,6 +58,61 @@ class DeliverySettings:
         )
 
 
+class SmtpSecurity(enum.StrEnum):
+    """How the mailer secures its SMTP connection."""
+
+    STARTTLS = "starttls"  # plain connection upgraded with STARTTLS (submission, port 587)
+    TLS = "tls"  # TLS from the first byte (SMTPS, port 465)
+    NONE = "none"  # no encryption (a relay on the same host or network only)
+
+
+_DEFAULT_SMTP_PORTS = {SmtpSecurity.STARTTLS: 587, SmtpSecurity.TLS: 465, SmtpSecurity.NONE: 25}
+DEFAULT_MAIL_CATCHER_PORT = 8325
+
+
+@dataclass(frozen=True, slots=True)
+class MailSettings:
+    """Outgoing e-mail (SMTP) and the sandbox's built-in mail catcher."""
+
+    # The SMTP server to send through; None: the built-in catcher (when it runs), else nowhere.
+    smtp_host: str | None = None
+    smtp_port: int | None = None  # None: 587, 465 or 25 by ``smtp_security``
+    smtp_security: SmtpSecurity = SmtpSecurity.STARTTLS
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    # A PEM bundle to trust instead of the system's CAs (a private relay's own certificate).
+    smtp_ca_file: str | None = None
+    smtp_timeout: float = 30.0
+    mail_from: str = "Caja <no-reply@caja.localhost>"
+    # ``caja serve`` runs an SMTP server on ``catcher_host:catcher_port`` that keeps every message
+    # it receives in the database (``/_caja/emails``, the dashboard). Sandbox and development only.
+    catcher: bool = True
+    catcher_host: str = "127.0.0.1"
+    catcher_port: int = DEFAULT_MAIL_CATCHER_PORT
+
+    @property
+    def port(self) -> int:
+        return self.smtp_port or _DEFAULT_SMTP_PORTS[self.smtp_security]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> MailSettings:
+        base = cls()
+        port = environ.get("CAJA_SMTP_PORT")
+        return cls(
+            smtp_host=environ.get("CAJA_SMTP_HOST") or None,
+            smtp_port=int(port) if port else None,
+            smtp_security=SmtpSecurity(environ.get("CAJA_SMTP_SECURITY", base.smtp_security).lower()),
+            smtp_username=environ.get("CAJA_SMTP_USERNAME") or None,
+            smtp_password=environ.get("CAJA_SMTP_PASSWORD") or None,
+            smtp_ca_file=environ.get("CAJA_SMTP_CA_FILE") or None,
+            smtp_timeout=float(environ.get("CAJA_SMTP_TIMEOUT", base.smtp_timeout)),
+            mail_from=environ.get("CAJA_SMTP_FROM") or base.mail_from,
+            catcher=environ.get("CAJA_MAIL_CATCHER", "on").lower() not in {"off", "0", "false", "no"},
+            catcher_host=environ.get("CAJA_MAIL_CATCHER_HOST", base.catcher_host),
+            catcher_port=int(environ.get("CAJA_MAIL_CATCHER_PORT", base.catcher_port)),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -73,6 +129,7 @@ class Settings:
     log_json: bool = True
     db_pool_size: int = 10
     delivery: DeliverySettings = DeliverySettings()
+    mail: MailSettings = MailSettings()
 
     @property
     def base_url(self) -> str:
@@ -98,6 +155,7 @@ class Settings:
             log_json=environ.get("CAJA_LOG_FORMAT", "json").lower() != "console",
             db_pool_size=int(environ.get("CAJA_DB_POOL_SIZE", base.db_pool_size)),
             delivery=DeliverySettings.from_env(environ),
+            mail=MailSettings.from_env(environ),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -63,6 +63,26 @@ class AuthenticationError(CajaError):
         )
 
 
+class ForbiddenError(CajaError):
+    """The key is valid but may not do this (a live key on a sandbox tool)."""
+
+    error_type = "authentication_error"
+    http_status = 403
+
+    @classmethod
+    def test_key_required(cls) -> ForbiddenError:
+        return cls(
+            [
+                ErrorDetail(
+                    code="conekta.errors.authentication.test_key_required",
+                    message_es="Esta herramienta solo está disponible con llaves de prueba.",
+                    message_en="This tool is only available with test keys.",
+                    debug_message="Sandbox and developer tools (/_caja/...) require a test private key.",
+                )
+            ]
+        )
+
+
 class ParameterValidationError(CajaError):
     error_type = "parameter_validation_error"
     http_status = 422

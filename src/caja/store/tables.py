@@ -202,7 +202,9 @@ job_attempts = sa.Table(
     sa.Index("ix_job_attempts_job", "job_id", "seq"),
 )
 
-# Messages received by the sandbox's built-in mail catcher.
+# Messages received by the sandbox's built-in mail catcher. A message Caja's mailer sent names
+# its job (``X-Caja-Job``), and through it the account and mode it belongs to; a message from
+# anywhere else has none (NULL) and is shown to the sandbox account.
 caught_emails = sa.Table(
     "caught_emails",
     metadata,
@@ -213,4 +215,8 @@ caught_emails = sa.Table(
     sa.Column("recipients", Json, nullable=False),
     sa.Column("subject", sa.String(500), nullable=False),
     sa.Column("message", sa.Text, nullable=False),
+    sa.Column("account_id", sa.String(40), nullable=True),
+    sa.Column("livemode", sa.Boolean, nullable=True),
+    sa.Column("job_id", sa.String(40), nullable=True),
+    sa.Index("ix_caught_emails_owner_seq", "account_id", "livemode", "seq"),
 )

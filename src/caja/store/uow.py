@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import Self
 
 from caja.store.accounts import AccountRepository
+from caja.store.caught_emails import CaughtEmailRepository
 from caja.store.connection import Conn
 from caja.store.customers import CustomerRepository
 from caja.store.db import Database
@@ -60,6 +61,7 @@ class UnitOfWork:
         self.webhooks = WebhookRepository(conn)
         self.webhook_keys = WebhookKeyRepository(conn)
         self.deliveries = DeliveryRepository(conn)
+        self.caught_emails = CaughtEmailRepository(conn)
         return self
 
     async def __aexit__(

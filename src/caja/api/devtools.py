@@ -1,0 +1,88 @@
+"""``/_caja/emails``: the messages the sandbox's built-in mail catcher received.
+
+A sandbox and developer tool, not part of Conekta's API: only test private keys may use it
+(a live key gets 403), and a caller sees only its own account's test-mode messages (tied to it
+by the ``X-Caja-Job`` header Caja's mailer puts on each message), plus, for the sandbox
+account, messages that came from anywhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from pydantic import Field
+from starlette.responses import Response
+
+from caja.api.context import Merchant, MerchantDep, PageDep, body_of, list_body
+from caja.api.merchant.schemas import StrictBody
+from caja.api.responses import ConektaJSON
+from caja.domain.errors import ForbiddenError
+from caja.domain.mail import CaughtEmail
+from caja.domain.representations import JSON
+from caja.services import emails
+
+router = APIRouter(tags=["Sandbox tools"])
+EmailId = Annotated[str, Path(max_length=64, description="Caught e-mail id (msg_...)")]
+
+
+async def test_merchant(merchant: MerchantDep) -> Merchant:
+    if merchant.tenant.livemode:
+        raise ForbiddenError.test_key_required()
+    return merchant
+
+
+TestMerchantDep = Annotated[Merchant, Depends(test_merchant)]
+
+
+def caught_email_json(email: CaughtEmail, *, full: bool = False) -> JSON:
+    parsed = email.parsed
+    body: JSON = {
+        "id": email.id,
+        "object": "caught_email",
+        "from": parsed.from_ or email.mail_from,
+        "to": list(parsed.to or email.recipients),
+        "subject": parsed.subject,
+        "text": parsed.text,
+        "html": parsed.html,
+        "received_at": email.received_at,
+        "envelope": {"mail_from": email.mail_from, "rcpt_to": list(email.recipients)},
+        "job_id": email.job_id,
+        "livemode": bool(email.livemode),
+    }
+    if full:
+        body["headers"] = [{"name": name, "value": value} for name, value in parsed.headers]
+    return body
+
+
+class TestEmailIn(StrictBody):
+    to: str = Field(min_length=3, max_length=254, description="Where to send the test message")
+
+
+@router.get("/_caja/emails", summary="E-mails the built-in mail catcher received, newest first")
+async def list_emails(request: Request, merchant: TestMerchantDep, page_request: PageDep) -> ConektaJSON:
+    c = merchant.container
+    page = await emails.list_caught(c.uow, merchant.tenant, page_request)
+    return merchant.respond(list_body(request, page, [caught_email_json(e) for e in page.items]))
+
+
+@router.post("/_caja/emails", summary="Send the generic test e-mail through the outbox")
+async def send_test_email(request: Request, merchant: TestMerchantDep) -> ConektaJSON:
+    body = await body_of(request, TestEmailIn)
+    c = merchant.container
+    job_id = await emails.send_test(c.uow, c.clock, merchant.tenant, body.to)
+    return merchant.respond({"object": "email_job", "id": job_id, "to": [body.to], "status": "pending"})
+
+
+@router.get("/_caja/emails/{id}", summary="One caught e-mail, parsed")
+async def get_email(id: EmailId, merchant: TestMerchantDep) -> ConektaJSON:
+    c = merchant.container
+    email = await emails.get_caught(c.uow, merchant.tenant, id)
+    return merchant.respond(caught_email_json(email, full=True))
+
+
+@router.get("/_caja/emails/{id}/raw", summary="One caught e-mail as received (message/rfc822)")
+async def get_raw_email(id: EmailId, merchant: TestMerchantDep) -> Response:
+    c = merchant.container
+    email = await emails.get_caught(c.uow, merchant.tenant, id)
+    return Response(email.message, media_type="message/rfc822")

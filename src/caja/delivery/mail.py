@@ -1,0 +1,155 @@
+"""Sending e-mail: the SMTP mailer (aiosmtplib) and the handler of ``email`` jobs.
+
+The mailer sends through the SMTP server in the settings (STARTTLS, TLS or plain, with optional
+authentication); with none configured it sends to the built-in mail catcher when ``caja serve``
+runs one, and otherwise reports that there is nowhere to send (the job is retried, so a message
+enqueued before the operator configures SMTP is not lost). Every attempt is recorded like a
+webhook delivery: the SMTP server's address, the message headers and text, and its reply.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import parseaddr
+
+import aiosmtplib
+import structlog
+
+from caja.config import MailSettings, SmtpSecurity
+from caja.delivery.dispatcher import AttemptOutcome, JobContext
+from caja.domain.clock import Clock
+from caja.domain.jobs import Job
+from caja.domain.mail import OutgoingEmail, build_message
+
+log = structlog.get_logger("caja.mail")
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpTarget:
+    host: str
+    port: int
+    security: SmtpSecurity
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
+
+    @property
+    def url(self) -> str:
+        scheme = "smtps" if self.security is SmtpSecurity.TLS else "smtp"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
+
+
+def smtp_target(settings: MailSettings) -> SmtpTarget | None:
+    """Where mail goes: the configured server, else the built-in catcher, else nowhere."""
+    if settings.smtp_host:
+        return SmtpTarget(
+            host=settings.smtp_host,
+            port=settings.port,
+            security=settings.smtp_security,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            ca_file=settings.smtp_ca_file,
+        )
+    if settings.catcher:
+        return SmtpTarget(host=settings.catcher_host, port=settings.catcher_port, security=SmtpSecurity.NONE)
+    return None
+
+
+class SmtpFailure(Exception):
+    """A send that did not go through. ``permanent``: trying again cannot help (refused addresses)."""
+
+    def __init__(self, message: str, *, code: int | None = None, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.permanent = permanent
+
+
+class Mailer:
+    """Sends one message per connection (e-mail volume is a few per payment)."""
+
+    def __init__(self, settings: MailSettings) -> None:
+        self._settings = settings
+        self.target = smtp_target(settings)
+        self.sender = settings.mail_from
+        self._tls: ssl.SSLContext | None = None
+
+    def _tls_context(self, target: SmtpTarget) -> ssl.SSLContext | None:
+        if target.security is SmtpSecurity.NONE:
+            return None
+        if self._tls is None:
+            self._tls = ssl.create_default_context(cafile=target.ca_file)
+        return self._tls
+
+    async def send(self, message: EmailMessage) -> str:
+        """Hand the message to the SMTP server; its reply. Raises ``SmtpFailure``."""
+        target = self.target
+        if target is None:
+            raise SmtpFailure("no SMTP server configured (set CAJA_SMTP_HOST) and no mail catcher running")
+        _name, envelope_from = parseaddr(self.sender)
+        try:
+            errors, reply = await aiosmtplib.send(
+                message,
+                sender=envelope_from or None,
+                hostname=target.host,
+                port=target.port,
+                username=target.username,
+                password=target.password,
+                use_tls=target.security is SmtpSecurity.TLS,
+                start_tls=target.security is SmtpSecurity.STARTTLS,
+                tls_context=self._tls_context(target),
+                timeout=self._settings.smtp_timeout,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [r.code for r in exc.recipients]
+            detail = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
+            raise SmtpFailure(
+                f"recipients refused: {detail}",
+                code=codes[0] if codes else None,
+                permanent=bool(codes) and all(500 <= c < 600 for c in codes),
+            ) from None
+        except aiosmtplib.SMTPResponseException as exc:
+            raise SmtpFailure(f"SMTP {exc.code} {exc.message}", code=exc.code) from None
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise SmtpFailure(f"{type(exc).__name__}: {exc}") from None
+        if errors:
+            log.warning("some recipients refused", refused=sorted(errors))
+        return reply
+
+
+class EmailDelivery:
+    """The ``email`` job handler: build the message from the job's payload and send it."""
+
+    def __init__(self, mailer: Mailer, clock: Clock) -> None:
+        self._mailer = mailer
+        self._clock = clock
+
+    async def __call__(self, job: Job, context: JobContext) -> AttemptOutcome:
+        try:
+            email = OutgoingEmail.from_payload(job.payload)
+        except ValueError as exc:
+            return AttemptOutcome(ok=False, permanent=True, error=f"an e-mail job that cannot be sent: {exc}")
+        message = build_message(email, sender=self._mailer.sender, job_id=job.id, sent_at=self._clock.now())
+        started_ms = self._clock.now_ms()
+        started = time.monotonic()
+        target = self._mailer.target
+        ok, permanent, error = True, False, None
+        try:
+            reply = await self._mailer.send(message)
+        except SmtpFailure as exc:
+            log.info("e-mail not sent", job=job.id, attempt=context.attempt, error=str(exc))
+            ok, permanent, error, reply = False, exc.permanent, str(exc)[:500], str(exc)
+        return AttemptOutcome(
+            ok=ok,
+            permanent=permanent,
+            started_at=started_ms,
+            duration_ms=round((time.monotonic() - started) * 1000),
+            url=target.url if target else None,
+            error=error,
+            request_headers={name: str(value) for name, value in message.items()},
+            request_body=email.text,
+            response_body=reply,
+        )
