@@ -207,6 +207,20 @@ def test_a_new_url_starts_the_webhook_over_with_a_ping(own: httpx.Client) -> Non
     assert pings[0]["webhook_logs"][0]["url"] == "http://127.0.0.1:9/elsewhere"
 
 
+def test_inactive_webhooks_cannot_be_tested_or_resent_to(own: httpx.Client) -> None:
+    paused = create(own, active=False)
+    body = error(own.post(f"/webhooks/{paused['id']}/test"), 422)
+    assert codes_of(body) == ["conekta.errors.processing.webhook.not_receiving"]
+    own.post("/customers", json={"name": "A", "email": "x@example.com"})
+    [event] = events_of(own, type="customer.created")
+    assert event["webhook_logs"] == []  # inactive: no delivery
+    resend = own.post(f"/events/{event['id']}/resend", json={"webhooks_ids": [paused["id"]]})
+    assert params_of(error(resend, 422)) == ["webhooks_ids[0]"]
+    assert own.put(f"/webhooks/{paused['id']}", json={"active": True}).json()["active"] is True
+    assert own.post(f"/webhooks/{paused['id']}/test").status_code == 200
+    assert own.post(f"/events/{event['id']}/resend", json={"webhooks_ids": [paused["id"]]}).status_code == 200
+
+
 def test_delete_answers_the_webhook_once(own: httpx.Client) -> None:
     created = create(own)
     deleted = own.delete(f"/webhooks/{created['id']}")

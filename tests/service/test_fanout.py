@@ -189,3 +189,56 @@ async def test_a_failure_while_enqueueing_rolls_back_the_event_and_the_change(
     # And the next unit works normally.
     await customers.create(uow, clock, tenant, NewCustomer(name="Bea", email="b@example.com"), BASE)
     assert len(await jobs_of_type(database, tenant, "customer.created")) == 1
+
+
+async def jobs_of_webhook(database: Database, webhook_id: str) -> list[Any]:
+    return await rows(database, sa.select(jobs).where(jobs.c.webhook_id == webhook_id).order_by(jobs.c.seq))
+
+
+async def test_stopping_a_webhook_cancels_its_pending_deliveries_and_a_new_url_moves_them(
+    uow: UnitOfWorkFactory, clock: FixedClock, tenant: Tenant, database: Database
+) -> None:
+    paused = await hook(uow, clock, tenant, "paused")
+    gone = await hook(uow, clock, tenant, "gone")
+    moved = await hook(uow, clock, tenant, "moved")
+    turned = await hook(uow, clock, tenant, "turned")
+    await customers.create(uow, clock, tenant, NewCustomer(name="Ana", email="a@example.com"), BASE)
+    for webhook in (paused, gone, moved, turned):
+        assert {j.status for j in await jobs_of_webhook(database, webhook.id)} == {"pending"}
+
+    await webhooks.update(uow, clock, BOX, tenant, paused.id, {"active": False})
+    await webhooks.delete(uow, clock, BOX, tenant, gone.id)
+    await webhooks.update(uow, clock, BOX, tenant, turned.id, {"synchronous": True})
+    await webhooks.update(uow, clock, BOX, tenant, moved.id, {"url": "https://example.com/moved"})
+
+    for webhook in (paused, gone, turned):
+        stopped = await jobs_of_webhook(database, webhook.id)
+        assert stopped and {j.status for j in stopped} == {"cancelled"}
+        assert all(j.finished_at == NOW * 1000 for j in stopped)
+    kept = await jobs_of_webhook(database, moved.id)
+    assert {j.status for j in kept} == {"pending"}
+    # Every pending delivery now goes to the new URL, with its body untouched; plus a fresh ping.
+    assert {j.payload["url"] for j in kept} == {"https://example.com/moved"}
+    assert all(j.payload["body"]["id"] == j.event_id for j in kept)
+    pings = [j for j in kept if j.payload["body"]["type"] == "webhook_ping"]
+    assert len(pings) == 2
+    async with uow() as tx:
+        current = await tx.webhooks.get(tenant, moved.id, BOX)
+    assert current is not None and current.status.value == "being_pinged"
+
+
+async def test_a_disabled_webhook_comes_back_with_active_true(
+    uow: UnitOfWorkFactory, clock: FixedClock, tenant: Tenant, database: Database
+) -> None:
+    webhook = await hook(uow, clock, tenant, "flaky")
+    async with uow(write=True) as tx:
+        await tx.webhooks.update(tenant, webhook.id, {"status": "disabled", "failing_since": 1})
+    back = await webhooks.update(uow, clock, BOX, tenant, webhook.id, {"active": True})
+    assert back.status.value == "being_pinged" and back.failing_since is None
+    pings = [
+        j for j in await jobs_of_webhook(database, webhook.id) if j.payload["body"]["type"] == "webhook_ping"
+    ]
+    assert len(pings) == 2
+    [updated] = await rows(database, sa.select(events_table).where(events_table.c.type == "webhook.updated"))
+    assert updated.data["previous_attributes"] == {"status": "disabled"}
+    assert updated.data["object"]["status"] == "being_pinged"

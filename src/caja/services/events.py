@@ -35,8 +35,9 @@ async def resend(
 ) -> list[WebhookLog]:
     """Deliver the event again to each named webhook of the tenant, as new deliveries due now.
 
-    Every id must name one of the tenant's webhooks (422 on ``webhooks_ids[i]`` otherwise);
-    synchronous webhooks receive only approval calls, so they cannot be named either.
+    Every id must name one of the tenant's webhooks that receives events (422 on
+    ``webhooks_ids[i]`` otherwise): not synchronous (those receive only approval calls), active
+    and not disabled (the dispatcher would not deliver).
     """
     wanted = list(dict.fromkeys(webhook_ids))
     now_ms = clock.now_ms()
@@ -54,6 +55,11 @@ async def resend(
             if target.synchronous:
                 raise ParameterValidationError.invalid(
                     f"webhooks_ids[{index}]", "A synchronous webhook receives only approval calls."
+                )
+            if not target.receiving:
+                raise ParameterValidationError.invalid(
+                    f"webhooks_ids[{index}]",
+                    'The webhook is inactive or disabled: re-enable it with PUT {"active": true} first.',
                 )
         job_ids = await tx.events.enqueue_deliveries(
             event, {webhook_id: targets[webhook_id].url for webhook_id in wanted}, now_ms

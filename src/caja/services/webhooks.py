@@ -27,6 +27,23 @@ from caja.store.uow import UnitOfWork, UnitOfWorkFactory
 from caja.store.webhooks import to_webhook
 
 
+def _not_receiving(webhook_id: str) -> ProcessingError:
+    return ProcessingError(
+        [
+            ErrorDetail(
+                code="conekta.errors.processing.webhook.not_receiving",
+                message_es="El webhook está inactivo o deshabilitado.",
+                message_en="The webhook is inactive or disabled.",
+                debug_message=(
+                    f'The webhook "{webhook_id}" is inactive or disabled and receives nothing: '
+                    'turn it back on with PUT {"active": true}, which also pings it.'
+                ),
+                param="id",
+            )
+        ]
+    )
+
+
 def _limit_reached() -> ProcessingError:
     return ProcessingError(
         [
@@ -157,7 +174,7 @@ async def update(
             after = replace(after, status=WebhookStatus.BEING_PINGED, failing_since=None)
             values.update(status=after.status.value, failing_since=None)
         await tx.webhooks.update(tenant, webhook_id, values)
-        if not after.active or after.synchronous:
+        if ("active" in previous and not after.active) or ("synchronous" in previous and after.synchronous):
             await tx.events.cancel_deliveries(webhook_id, clock.now_ms(), "webhook stopped receiving events")
         elif "url" in previous:
             await tx.events.retarget_deliveries(webhook_id, after.url)
@@ -188,9 +205,12 @@ async def delete(
 async def test(
     uow: UnitOfWorkFactory, clock: Clock, box: SecretBox, tenant: Tenant, webhook_id: str
 ) -> Webhook:
-    """Send the webhook a ``webhook_ping`` now (whatever its subscriptions and status)."""
+    """Send the webhook a ``webhook_ping`` now, whatever its subscriptions (422 if it is inactive
+    or disabled: it would receive nothing)."""
     now = clock.now()
     async with uow(write=True) as tx:
         webhook = await _load(tx, box, tenant, webhook_id)
+        if not webhook.active or webhook.status is WebhookStatus.DISABLED:
+            raise _not_receiving(webhook_id)
         tx.events.add(new_ping_event(tenant, webhook_id, now))
     return webhook

@@ -17,6 +17,8 @@ from caja.store.tables import accounts, webhooks
 class Endpoint(NamedTuple):
     url: str
     synchronous: bool
+    # Active and not disabled: the dispatcher delivers to it.
+    receiving: bool
 
 
 class Sealer(Protocol):
@@ -82,11 +84,16 @@ class WebhookRepository:
         """Where those of ``webhook_ids`` that are the tenant's (not deleted) receive events."""
         if not webhook_ids:
             return {}
-        query = sa.select(webhooks.c.id, webhooks.c.url, webhooks.c.synchronous).where(
-            _tenant_filter(tenant), _LIVE, webhooks.c.id.in_(webhook_ids)
-        )
+        query = sa.select(
+            webhooks.c.id, webhooks.c.url, webhooks.c.synchronous, webhooks.c.active, webhooks.c.status
+        ).where(_tenant_filter(tenant), _LIVE, webhooks.c.id.in_(webhook_ids))
         rows = (await self._conn.execute(query)).all()
-        return {row.id: Endpoint(row.url, bool(row.synchronous)) for row in rows}
+        return {
+            row.id: Endpoint(
+                row.url, bool(row.synchronous), bool(row.active) and row.status != WebhookStatus.DISABLED
+            )
+            for row in rows
+        }
 
     async def update(self, tenant: Tenant, webhook_id: str, values: dict[str, Any]) -> None:
         await self._conn.execute(
