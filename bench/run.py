@@ -35,7 +35,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -230,32 +230,44 @@ def wrk(url: str, mode: str, api: str, key: str, seconds: int, options: Options,
     }
 
 
-def measure(
-    url: str, mode: str, api: str, key: str, options: Options, running: Running, ids: Path | None = None
-) -> dict:
-    """A warm-up, then ``options.repeat`` measurements; the fastest is kept, all are recorded.
+def _log_run(name: str, mode: str, run: dict) -> None:
+    flag = "" if run["errors"] == 0 and run["ok"] > 0 else f"  <-- {run['errors']} ERRORS"
+    log(
+        f"    {name:24} {mode:6} {run['rps']:>9,.1f} req/s  p50 {run['latency_ms']['p50']:>8.2f} ms  "
+        f"p99 {run['latency_ms']['p99']:>8.2f} ms  {run['statuses']}  "
+        f"server {run['cpu']['server_pct']:.0f}% of its core, other load {run['cpu']['other_pct']:.0f}%{flag}"
+    )
 
-    On a shared machine other work can only slow a measurement down, so the best of a few is the
-    closest to the server's own capacity. Errors are counted over every run, warm-up included.
+
+def measure_all(targets: list[Target], mode: str, options: Options) -> None:
+    """Warm every target up, then measure them in turn, ``options.repeat`` rounds; keep each one's best.
+
+    Taking turns puts every target through the same stretches of whatever else the machine is doing,
+    so ratios between them are fair even on a shared machine; other work can only slow a run down,
+    so each target's fastest round is the closest to its own capacity. Errors count over every run,
+    warm-ups included.
     """
     idle = wait_for_idle(options)
-    warm = None
+    warm: dict[str, dict | None] = {t.name: None for t in targets}
+    runs: dict[str, list[dict]] = {t.name: [] for t in targets}
     if options.warmup > 0:
-        warm = wrk(url, mode, api, key, options.warmup, options, ids)
-    runs = []
-    for _ in range(options.repeat):
-        before = cpu_sample(running)
-        run = wrk(url, mode, api, key, options.duration, options, ids)
-        run["cpu"] = cpu_usage(before, cpu_sample(running), running)
-        run["cpu"]["busy_before_pct"] = idle
-        runs.append(run)
-        flag = "" if run["errors"] == 0 and run["ok"] > 0 else f"  <-- {run['errors']} ERRORS"
-        log(
-            f"    {mode:6} {run['rps']:>9,.1f} req/s  p50 {run['latency_ms']['p50']:>8.2f} ms  "
-            f"p99 {run['latency_ms']['p99']:>8.2f} ms  statuses {run['statuses']}  "
-            f"server {run['cpu']['server_pct']:.0f}% of its core, other load {run['cpu']['other_pct']:.0f}%"
-            f"{flag}"
-        )
+        for t in targets:
+            warm[t.name] = wrk(t.base, mode, t.api, t.key, options.warmup, options, t.ids_file(mode))
+    for round_ in range(options.repeat):
+        # Rotate who goes first, so no target always follows the same neighbour.
+        for t in targets[round_ % len(targets) :] + targets[: round_ % len(targets)]:
+            before = cpu_sample(t.proc)
+            run = wrk(t.base, mode, t.api, t.key, options.duration, options, t.ids_file(mode))
+            run["cpu"] = cpu_usage(before, cpu_sample(t.proc), t.proc)
+            run["cpu"]["busy_before_pct"] = idle
+            run["round"] = round_
+            runs[t.name].append(run)
+            _log_run(t.name, mode, run)
+    for t in targets:
+        t.result[mode] = _combine(runs[t.name], warm[t.name])
+
+
+def _combine(runs: list[dict], warm: dict | None) -> dict:
     result = dict(max(runs, key=lambda r: r["rps"]))
     result["runs"] = [
         {
@@ -263,6 +275,7 @@ def measure(
             "p50_ms": r["latency_ms"]["p50"],
             "p99_ms": r["latency_ms"]["p99"],
             "errors": r["errors"],
+            "server_pct": r["cpu"]["server_pct"],
             "other_pct": r["cpu"]["other_pct"],
         }
         for r in runs
@@ -270,12 +283,13 @@ def measure(
     result["warmup"] = (
         None if warm is None else {"requests": warm["requests"], "rps": warm["rps"], "errors": warm["errors"]}
     )
-    result["errors_total"] = sum(r["errors"] for r in runs) + (warm["errors"] if warm else 0)
+    everything = [*([warm] if warm else []), *runs]
+    result["errors_total"] = sum(r["errors"] for r in everything)
     result["statuses_total"] = {}
-    for r in [*runs, *([warm] if warm else [])]:
+    for r in everything:
         for status, count in r["statuses"].items():
             result["statuses_total"][status] = result["statuses_total"].get(status, 0) + count
-    result["error_samples"] = [s for r in [*([warm] if warm else []), *runs] for s in r["error_samples"]][:6]
+    result["error_samples"] = [s for r in everything for s in r["error_samples"]][:6]
     return result
 
 
@@ -443,14 +457,6 @@ def stripe_ids(base: str, limit: int = READ_IDS) -> list[str]:
     return [c["id"] for c in page.json()["data"]]
 
 
-def write_ids(name: str, ids: list[str], options: Options) -> Path:
-    if not ids:
-        raise RuntimeError(f"{name}: no customer ids to read")
-    path = options.workdir / f"{name}.ids"
-    path.write_text("\n".join(ids) + "\n")
-    return path
-
-
 # --------------------------------------------------------------------------------------------
 # Databases
 
@@ -512,73 +518,136 @@ def remove_sqlite(path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Targets
+# Targets: every server runs for the whole run, each pinned to the server core, idle but for its turn
 
 
-def run_caja(name: str, database_url: str, options: Options, read_ids: list[str] | None = None) -> dict:
-    log(f"== {name}  ({report.redact(database_url)})")
-    base, running = caja_server(name, database_url, options)
-    with running as proc:
-        check_caja(base)
-        create = measure(base, "create", "caja", CAJA_KEY, options, proc)
-        ids = read_ids or caja_ids(base)
-        read = measure(base, "read", "caja", CAJA_KEY, options, proc, write_ids(name, ids, options))
-    return {
-        "server": "caja",
-        "database": report.redact(database_url),
-        "create": create,
-        "read": read,
-        "read_ids": len(ids),
-        "customers_after": count_customers(database_url),
-        "server_log": str(proc.log_path.relative_to(ROOT)),
-        "server_log_errors": server_log_errors(proc.log_path),
-    }
+@dataclass
+class Target:
+    name: str
+    api: str  # "caja" or "stripe"
+    base: str
+    proc: Running
+    workdir: Path
+    database_url: str | None = None
+    # Seeded databases read customers spread over the whole seed; others read their newest.
+    preset_ids: list[str] | None = None
+    result: dict = field(default_factory=dict)
+    _ids: Path | None = None
+
+    @property
+    def key(self) -> str:
+        return CAJA_KEY if self.api == "caja" else STRIPE_KEY
+
+    def check(self) -> None:
+        (check_caja if self.api == "caja" else check_stripe)(self.base)
+
+    def collect_ids(self) -> None:
+        ids = self.preset_ids or (caja_ids(self.base) if self.api == "caja" else stripe_ids(self.base))
+        if not ids:
+            raise RuntimeError(f"{self.name}: no customer ids to read")
+        self._ids = self.workdir / f"{self.name}.ids"
+        self._ids.write_text("\n".join(ids) + "\n")
+        self.result["read_ids"] = len(ids)
+
+    def ids_file(self, mode: str) -> Path | None:
+        return self._ids if mode == "read" else None
+
+    def finish(self) -> None:
+        """Facts about the server after the measurements, while it still runs."""
+        if self.api == "stripe":
+            self.result["customers_after"] = len(stripe_ids(self.base, 10**9))
+            self.result["version"] = report.package_version("localstripe")
+            exists = LOCALSTRIPE_PICKLE.exists()
+            self.result["store_pickle_bytes"] = LOCALSTRIPE_PICKLE.stat().st_size if exists else None
+        else:
+            assert self.database_url
+            self.result["customers_after"] = count_customers(self.database_url)
+            self.result["database"] = report.redact(self.database_url)
+        self.result["server"] = "caja" if self.api == "caja" else "localstripe"
+        self.result["server_log"] = str(self.proc.log_path.relative_to(ROOT))
 
 
-def run_caja_sqlite(options: Options) -> dict:
-    path = options.workdir / "caja-sqlite.db"
-    remove_sqlite(path)
-    try:
-        return run_caja("caja-sqlite", f"sqlite:///{path}", options)
-    finally:
-        remove_sqlite(path)
+def start_caja(
+    stack: contextlib.ExitStack, name: str, url: str, options: Options, preset_ids: list[str] | None = None
+) -> Target:
+    log(f"== starting {name}  ({report.redact(url)})")
+    base, running = caja_server(name, url, options)
+    proc = stack.enter_context(running)
+    return Target(name, "caja", base, proc, options.workdir, url, preset_ids)
 
 
-def run_caja_postgresql(options: Options) -> dict:
-    with fresh_pg_database(options.postgres_url, "empty") as url:
-        return run_caja("caja-postgresql", url, options)
-
-
-def run_localstripe(options: Options) -> dict:
-    log("== localstripe")
+def start_localstripe(stack: contextlib.ExitStack, options: Options) -> Target:
+    log("== starting localstripe")
     LOCALSTRIPE_PICKLE.unlink(missing_ok=True)
+    stack.callback(LOCALSTRIPE_PICKLE.unlink, missing_ok=True)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     command = [sys.executable, str(BENCH / "localstripe_server.py"), "--port", str(port)]
-    try:
-        with server(
-            "localstripe", command, f"{base}/v1/customers?limit=1", STRIPE_HEADERS, options, 60
-        ) as proc:
-            check_stripe(base)
-            create = measure(base, "create", "stripe", STRIPE_KEY, options, proc)
-            ids = stripe_ids(base)
-            ids_file = write_ids("localstripe", ids, options)
-            read = measure(base, "read", "stripe", STRIPE_KEY, options, proc, ids_file)
-            customers = len(stripe_ids(base, 10**9))
-        pickle_bytes = LOCALSTRIPE_PICKLE.stat().st_size if LOCALSTRIPE_PICKLE.exists() else None
-    finally:
-        LOCALSTRIPE_PICKLE.unlink(missing_ok=True)
-    return {
-        "server": "localstripe",
-        "version": report.package_version("localstripe"),
-        "create": create,
-        "read": read,
-        "read_ids": len(ids),
-        "customers_after": customers,
-        "store_pickle_bytes": pickle_bytes,
-        "server_log": str(proc.log_path.relative_to(ROOT)),
-        "server_log_errors": server_log_errors(proc.log_path),
-    }
+    ready = f"{base}/v1/customers?limit=1"
+    proc = stack.enter_context(server("localstripe", command, ready, STRIPE_HEADERS, options, 60))
+    return Target("localstripe", "stripe", base, proc, options.workdir)
+
+
+def sqlite_work_file(
+    stack: contextlib.ExitStack, name: str, options: Options, copy_of: Path | None = None
+) -> str:
+    path = options.workdir / f"{name}.db"
+    remove_sqlite(path)
+    stack.callback(remove_sqlite, path)
+    if copy_of is not None:
+        shutil.copyfile(copy_of, path)
+        # Flush the copy now: otherwise the kernel writes its gigabyte back during the measurements
+        # and the server's first fsyncs of that file wait for all of it.
+        with path.open("rb+") as copy:
+            os.fsync(copy.fileno())
+        subprocess.run(["sync"], check=False, timeout=300)
+    return f"sqlite:///{path}"
+
+
+def run_targets(
+    names: list[str], million_backends: list[str], million_rows: int, reseed: bool, options: Options
+) -> dict[str, dict]:
+    """Seed (if needed), start every server, measure creates then reads, stop and clean up."""
+    seeds = {}
+    for backend in million_backends:
+        if backend == "sqlite":
+            seeds[backend] = ensure_sqlite_seed(million_rows, reseed)
+        else:
+            seeds[backend] = ensure_pg_seed(million_rows, reseed, options)
+    with contextlib.ExitStack() as stack:
+        targets = []
+        for name in names:
+            if name == "caja-sqlite":
+                url = sqlite_work_file(stack, name, options)
+                targets.append(start_caja(stack, name, url, options))
+            elif name == "caja-postgresql":
+                url = stack.enter_context(fresh_pg_database(options.postgres_url, "empty"))
+                targets.append(start_caja(stack, name, url, options))
+            else:
+                targets.append(start_localstripe(stack, options))
+        for backend in million_backends:
+            name = f"caja-{backend}-{million_rows}"
+            if backend == "sqlite":
+                url = sqlite_work_file(stack, name, options, copy_of=sqlite_seed_path(million_rows))
+            else:
+                template = pg_seed_name(million_rows)
+                url = stack.enter_context(fresh_pg_database(options.postgres_url, "million", template))
+            target = start_caja(stack, name, url, options, seeded_read_ids(million_rows))
+            target.result["seed"] = seeds[backend]
+            targets.append(target)
+        for t in targets:
+            t.check()
+        log(f"== creates: {options.repeat} rounds of {options.duration} s, after {options.warmup} s warm-ups")
+        measure_all(targets, "create", options)
+        for t in targets:
+            t.collect_ids()
+        log(f"== reads: {options.repeat} rounds of {options.duration} s, after {options.warmup} s warm-ups")
+        measure_all(targets, "read", options)
+        for t in targets:
+            t.finish()
+    for t in targets:
+        t.result["server_log_errors"] = server_log_errors(t.proc.log_path)
+    return {t.name: t.result for t in targets}
 
 
 def seeded_read_ids(rows: int) -> list[str]:
@@ -661,24 +730,6 @@ def ensure_sqlite_seed(rows: int, reseed: bool) -> dict:
     return meta
 
 
-def run_million_sqlite(rows: int, reseed: bool, options: Options) -> dict:
-    meta = ensure_sqlite_seed(rows, reseed)
-    work = options.workdir / "caja-sqlite-million.db"
-    remove_sqlite(work)
-    shutil.copyfile(sqlite_seed_path(rows), work)
-    # Flush the copy now: otherwise the kernel writes its gigabyte back during the measurement and
-    # the server's first fsyncs of that file wait for all of it.
-    with work.open("rb+") as copy:
-        os.fsync(copy.fileno())
-    subprocess.run(["sync"], check=False, timeout=300)
-    try:
-        result = run_caja(f"caja-sqlite-{rows}", f"sqlite:///{work}", options, seeded_read_ids(rows))
-    finally:
-        remove_sqlite(work)
-    result["seed"] = meta
-    return result
-
-
 def pg_seed_name(rows: int) -> str:
     return f"caja_bench_seed_{rows}"
 
@@ -704,14 +755,6 @@ def ensure_pg_seed(rows: int, reseed: bool, options: Options) -> dict:
     size = pg(options.postgres_url, f"SELECT pg_database_size('{name}') AS n")[0][0]["n"]
     meta.update(bytes=int(size), cached=cached, template=name)
     return meta
-
-
-def run_million_postgresql(rows: int, reseed: bool, options: Options) -> dict:
-    meta = ensure_pg_seed(rows, reseed, options)
-    with fresh_pg_database(options.postgres_url, "million", template=pg_seed_name(rows)) as url:
-        result = run_caja(f"caja-postgresql-{rows}", url, options, seeded_read_ids(rows))
-    result["seed"] = meta
-    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -907,21 +950,8 @@ def main() -> None:
         "machine": machine(options),
         "results": {},
     }
-    runners = {
-        "caja-sqlite": run_caja_sqlite,
-        "caja-postgresql": run_caja_postgresql,
-        "localstripe": run_localstripe,
-    }
-    results = data["results"]
     try:
-        for target in targets:
-            results[target] = runners[target](options)
-        for backend in million_backends:
-            key = f"caja-{backend}-{args.million_rows}"
-            if backend == "sqlite":
-                results[key] = run_million_sqlite(args.million_rows, args.reseed, options)
-            else:
-                results[key] = run_million_postgresql(args.million_rows, args.reseed, options)
+        data["results"] = run_targets(targets, million_backends, args.million_rows, args.reseed, options)
     finally:
         if args.drop_seeds:
             remove_sqlite(sqlite_seed_path(args.million_rows))
@@ -929,7 +959,7 @@ def main() -> None:
             with contextlib.suppress(Exception):
                 pg_drop(args.postgres_url, pg_seed_name(args.million_rows))
             (RESULTS / "seed" / f"{pg_seed_name(args.million_rows)}.json").unlink(missing_ok=True)
-    data["ratios"] = ratios(results, args.million_rows)
+    data["ratios"] = ratios(data["results"], args.million_rows)
     data["elapsed_s"] = round(time.monotonic() - started, 1)
 
     out = RESULTS / f"run-{stamp}.json"
