@@ -292,8 +292,10 @@ def markdown(data: dict, source: Path) -> str:
             lines += [
                 f"localstripe held {result['customers_after']:,} customers at the end"
                 + (f" (its pickled store: {size / 2**20:,.1f} MiB, rewritten on every write)" if size else "")
-                + ". Its create rate falls as its store grows, since each write pickles the whole store; "
-                "the figure above is the average over the measurement after a warm-up, from an empty store.",
+                + ". Its create rate falls as its store grows, since each write pickles the whole store: "
+                "its rounds gave "
+                + ", ".join(f"{r['rps']:,.0f}" for r in result["create"].get("runs", []))
+                + " creates/s in turn, after a warm-up from an empty store, and the best is reported.",
                 "",
             ]
     lines += [
@@ -353,24 +355,27 @@ def markdown(data: dict, source: Path) -> str:
         f"- **Machine**: {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GiB RAM, Linux {m['kernel']}, "
         f"{m['filesystem']} on a virtual disk; Python {m['python']}, SQLite {m['sqlite']}, "
         f"PostgreSQL {pgs.get('server_version', '?')}, {m['wrk']}.",
-        f"- **Pinning**: the server under test runs with `taskset -c {s['server_core']}` (one uvicorn "
-        "process for Caja, the aiohttp process for localstripe) and wrk with "
-        f"`taskset -c {s['client_core']}`. "
+        f"- **Pinning**: every server runs with `taskset -c {s['server_core']}` (one uvicorn "
+        "process for each Caja, the aiohttp process for localstripe) and wrk with "
+        f"`taskset -c {s['client_core']}`. All the servers run for the whole run and are loaded one at "
+        "a time; the others sit idle on their core meanwhile. "
         "PostgreSQL's own processes are not pinned: they share both cores with the server and wrk, so "
         "Caja-on-PostgreSQL has a little more than one core of database-plus-server time.",
         f"- **Load**: `wrk -t{s['wrk_threads']} -c{s['connections']} -d{s['duration_s']}s "
         f"--timeout {s['wrk_timeout_s']}s --latency -s bench/wrk/customers.lua`, after a "
-        f"{s['warmup_s']} s warm-up run of the same script whose figures are discarded, "
-        f"{s.get('repeat', 1)} times in a row; the fastest of those runs is reported (other work on a "
-        "shared machine can only slow a run down) and every run is kept in the JSON. Requests/s is "
+        f"{s['warmup_s']} s warm-up run of the same script whose figures are discarded. The servers are "
+        f"measured in turns, {s.get('repeat', 1)} rounds (the order rotates each round), creates first, "
+        "then reads, so every server meets the same stretches of whatever else the machine is doing; "
+        "each server's fastest round is reported (other work can only slow a run down) and every "
+        "round is kept in the JSON. Requests/s is "
         "requests completed over the measured duration (wrk's own summary); latencies are wrk's "
         "percentiles for those requests (closed loop: each connection sends its next request when the "
         "previous one answers). The Lua script builds a unique name, email and phone for each create, "
         "and rotates reads over 1,000 ids.",
         "- **Caja**: `caja serve --host 127.0.0.1 --port PORT --database-url URL --api-key "
         "key_benchbenchbench1 --log-level warning`, which migrates the schema and starts one uvicorn "
-        "worker (uvloop, httptools, no access log). Each run uses a new SQLite file or a new PostgreSQL "
-        "database, dropped afterwards.",
+        "worker (uvloop, httptools, no access log). Each run uses new SQLite files and new PostgreSQL "
+        "databases, deleted afterwards.",
         "- **localstripe**: `bench/localstripe_server.py` serves `localstripe.server.app` on 127.0.0.1 "
         "(its own command listens on every interface) with an empty store and no access log; "
         "`/tmp/localstripe.pickle` is deleted before and after. localstripe keeps everything in memory and "

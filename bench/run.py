@@ -11,7 +11,7 @@ Writes a table to stdout and ``bench/results/run-*.json`` (and ``latest.json``);
 also renders ``docs/performance.md`` from that JSON (``--from-json FILE --write-docs`` re-renders
 without running anything).
 
-    python bench/run.py                  # everything, ~5 minutes plus the first seeding
+    python bench/run.py                  # everything, ~7 minutes plus the first seeding (~4)
     python bench/run.py --quick          # one 5 s measurement each, no 1M stage
     python bench/run.py --write-docs     # and regenerate docs/performance.md
 """
@@ -823,7 +823,7 @@ def main() -> None:
     )
     parser.add_argument("--duration", type=int, help="seconds per measurement (default 10; --quick 5)")
     parser.add_argument(
-        "--repeat", type=int, help="measurements per call and server, the best kept (default 2; --quick 1)"
+        "--repeat", type=int, help="rounds of measurements, each server's best kept (default 3; --quick 1)"
     )
     parser.add_argument("--warmup", type=int, help="seconds of warm-up before each (default 3; --quick 1)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
@@ -886,7 +886,7 @@ def main() -> None:
     duration = args.duration or (5 if args.quick else 10)
     warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
     million = args.million if args.million is not None else not args.quick
-    repeat = args.repeat or (1 if args.quick else 2)
+    repeat = args.repeat or (1 if args.quick else 3)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     workdir = RESULTS / "work"
     log_dir = RESULTS / "logs" / stamp
