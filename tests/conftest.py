@@ -33,6 +33,8 @@ class Server:
     api_key: str
     # The server's combined stdout and stderr, for tests that inspect what it logs.
     log_path: Path
+    # Its built-in SMTP mail catcher (a free port per server, so concurrent runs never share one).
+    mail_port: int = 0
 
     def cli(self, *args: str) -> str:
         env = {**os.environ, "CAJA_DATABASE_URL": self.database_url}
@@ -87,12 +89,24 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     workdir = tmp_path_factory.mktemp(f"caja-{backend}")
     database_url = f"sqlite:///{workdir / 'caja.db'}" if backend == "sqlite" else postgres_url()
     port = free_port()
+    mail_port = free_port()
     api_key = f"key_test{secrets.token_hex(12)}"
     log = workdir / "server.log"
     env = {**os.environ, "CAJA_LOG_LEVEL": "warning"}
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [*CAJA, "serve", "--port", str(port), "--database-url", database_url, "--api-key", api_key],
+            [
+                *CAJA,
+                "serve",
+                "--port",
+                str(port),
+                "--database-url",
+                database_url,
+                "--api-key",
+                api_key,
+                "--mail-catcher-port",
+                str(mail_port),
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
@@ -102,7 +116,12 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     try:
         wait_ready(base_url, process, log)
         yield Server(
-            backend=backend, base_url=base_url, database_url=database_url, api_key=api_key, log_path=log
+            backend=backend,
+            base_url=base_url,
+            database_url=database_url,
+            api_key=api_key,
+            log_path=log,
+            mail_port=mail_port,
         )
     finally:
         process.terminate()
