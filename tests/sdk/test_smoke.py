@@ -12,7 +12,9 @@ def test_create_and_fetch_customer_with_cash_recurrent_source(sdk: conekta.ApiCl
             name="Fulanito",
             email="fulanito@example.com",
             phone="+5218181818181",
-            payment_sources=[conekta.CustomerPaymentMethodsRequest(conekta.PaymentMethodCashRequest(type="cash_recurrent"))],
+            payment_sources=[
+                conekta.CustomerPaymentMethodsRequest(conekta.PaymentMethodCashRequest(type="cash_recurrent"))
+            ],
         )
     )
     assert created.id.startswith("cus_")
