@@ -1,0 +1,145 @@
+"""Synchronous approval calls against a real receiver, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from caja.delivery.approvals import ApprovalClient
+from caja.domain.approvals import (
+    LOOKUP,
+    PAYMENT_ATTEMPT,
+    ApprovalFailure,
+    ApprovalFailureReason,
+    ApprovalReply,
+)
+from caja.domain.jobs import JobKind, JobStatus
+from caja.domain.tenancy import Tenant
+from tests.delivery.conftest import Hook, World
+from tests.delivery.verify import verify_both
+from tests.tools.receiver import Receiver, Reply, always
+
+INBOUND = {
+    "payment_method": {
+        "service_name": "Cash",
+        "object": "cash_payment",
+        "type": "cash",
+        "expires_at": 0,
+        "reference": "10001432529593700513",
+    },
+    "charge_id": "5bb675388a268e0ef4a56a42",
+    "livemode": False,
+    "created_at": 0,
+    "object": "inbound_payment",
+    "amount": 0,
+    "currency": "MXN",
+    "customer_id": "cus_2jP5P8huCTWqcTtrn",
+}
+
+
+@pytest.fixture
+async def approvals(world: World) -> ApprovalClient:
+    client = ApprovalClient(world.uow, world.clock, world.box, budget=2.0)
+    yield client  # type: ignore[misc]
+    await client.aclose()
+
+
+async def sync_hook(world: World, receiver: Receiver, path: str, reply: Reply) -> Hook:
+    receiver.on(path, always(reply))
+    return await world.webhook(receiver.url(path), synchronous=True)
+
+
+async def test_payable_reply(world: World, receiver: Receiver, approvals: ApprovalClient) -> None:
+    hook = await sync_hook(world, receiver, "/approve", Reply(200, b'{"payable": true}'))
+    result = await approvals.request(world.tenant, PAYMENT_ATTEMPT, {**INBOUND, "amount": 110700})
+    assert result == ApprovalReply(payable=True)
+    (request,) = receiver.to("/approve")
+    verify_both(request.body, request.headers, world.public_key, hook.secret)
+    event = json.loads(request.body)
+    assert event["type"] == PAYMENT_ATTEMPT and event["object"] == "event"
+    assert event["data"] == {"object": {**INBOUND, "amount": 110700}, "previous_attributes": {}}
+    assert event["webhook_status"] == "not_applicable" and event["webhook_logs"] == []
+    assert event["livemode"] is False and request.headers["webhook-id"] == event["id"]
+
+
+async def test_range_reply_and_the_call_is_logged(
+    world: World, receiver: Receiver, approvals: ApprovalClient
+) -> None:
+    body = b'{"payable": true, "min_amount": 5000, "max_amount": 1000000}'
+    hook = await sync_hook(world, receiver, "/range", Reply(200, body))
+    result = await approvals.request(world.tenant, LOOKUP, INBOUND)
+    assert result == ApprovalReply(payable=True, min_amount=5000, max_amount=1000000)
+    event_id = json.loads(receiver.to("/range")[0].body)["id"]
+    async with world.uow() as tx:
+        (job,) = await tx.jobs.for_event(event_id)
+        (attempt,) = await tx.jobs.attempts(job.id)
+    assert job.kind == JobKind.APPROVAL and job.status is JobStatus.SUCCEEDED and job.webhook_id == hook.id
+    assert job.attempts == 1
+    assert attempt.http_status == 200 and attempt.response_body == body.decode() and attempt.url == hook.url
+    assert attempt.request_headers is not None and "Digest" in attempt.request_headers
+
+
+async def test_decline_with_a_failure_code(
+    world: World, receiver: Receiver, approvals: ApprovalClient
+) -> None:
+    await sync_hook(world, receiver, "/no", Reply(200, b'{"payable": false, "failure_code": "15"}'))
+    assert await approvals.request(world.tenant, LOOKUP, INBOUND) == ApprovalReply(False, failure_code="15")
+
+
+async def test_timeout_is_a_typed_failure_within_the_budget(
+    world: World, receiver: Receiver, approvals: ApprovalClient
+) -> None:
+    await sync_hook(world, receiver, "/slow", Reply(200, b'{"payable": true}', delay=3.0))
+    started = time.monotonic()
+    result = await approvals.request(world.tenant, LOOKUP, INBOUND)
+    took = time.monotonic() - started
+    assert isinstance(result, ApprovalFailure) and result.reason is ApprovalFailureReason.TIMEOUT
+    assert 1.9 <= took < 2.5, took
+    async with world.uow() as tx:
+        event_id = json.loads(receiver.to("/slow")[0].body)["id"]
+        (job,) = await tx.jobs.for_event(event_id)
+        (attempt,) = await tx.jobs.attempts(job.id)
+    assert job.status is JobStatus.FAILED and attempt.http_status is None
+    assert attempt.error is not None and attempt.error.startswith("timeout")
+
+
+async def test_bad_json(world: World, receiver: Receiver, approvals: ApprovalClient) -> None:
+    await sync_hook(world, receiver, "/garbage", Reply(200, b"<html>OK</html>"))
+    result = await approvals.request(world.tenant, LOOKUP, INBOUND)
+    assert isinstance(result, ApprovalFailure) and result.reason is ApprovalFailureReason.BAD_JSON
+
+
+async def test_out_of_contract(world: World, receiver: Receiver, approvals: ApprovalClient) -> None:
+    await sync_hook(
+        world, receiver, "/odd", Reply(200, b'{"payable": true, "min_amount": 900, "max_amount": 100}')
+    )
+    result = await approvals.request(world.tenant, LOOKUP, INBOUND)
+    assert isinstance(result, ApprovalFailure) and result.reason is ApprovalFailureReason.OUT_OF_CONTRACT
+    assert "min_amount" in result.detail
+
+
+async def test_bad_http_status(world: World, receiver: Receiver, approvals: ApprovalClient) -> None:
+    await sync_hook(world, receiver, "/err", Reply(500, b'{"payable": true}'))
+    result = await approvals.request(world.tenant, LOOKUP, INBOUND)
+    assert isinstance(result, ApprovalFailure) and result.reason is ApprovalFailureReason.HTTP_STATUS
+    assert result.http_status == 500
+
+
+async def test_no_synchronous_webhook(world: World, receiver: Receiver, approvals: ApprovalClient) -> None:
+    await world.webhook(receiver.url("/async-only"))  # an ordinary webhook is never asked
+    result = await approvals.request(world.tenant, LOOKUP, INBOUND)
+    assert isinstance(result, ApprovalFailure) and result.reason is ApprovalFailureReason.NO_WEBHOOK
+    other = await approvals.request(Tenant(world.tenant.account_id, livemode=True), LOOKUP, INBOUND)
+    assert isinstance(other, ApprovalFailure) and other.reason is ApprovalFailureReason.NO_WEBHOOK
+    assert receiver.requests == []
+
+
+async def test_connection_refused(world: World, approvals: ApprovalClient) -> None:
+    closed = Receiver()
+    url = closed.url("/gone")
+    closed.stop()
+    await world.webhook(url, synchronous=True)
+    result = await approvals.request(world.tenant, LOOKUP, INBOUND)
+    assert isinstance(result, ApprovalFailure) and result.reason is ApprovalFailureReason.CONNECTION
