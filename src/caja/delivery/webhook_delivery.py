@@ -20,6 +20,7 @@ from caja.delivery.signing import SigningKey, load_private_key, signature_header
 from caja.domain.clock import Clock
 from caja.domain.events import new_event
 from caja.domain.jobs import Decision, Job, Verdict, after_failure, classify, parse_retry_after
+from caja.domain.representations import webhook_json
 from caja.domain.tenancy import Tenant
 from caja.domain.webhooks import WebhookStatus
 from caja.store.deliveries import WebhookTarget
@@ -80,12 +81,11 @@ class Signer:
         hit, value = self._keys.get(tenant)
         if not hit:
             async with self._uow() as tx:
-                sealed = await tx.deliveries.signing_key(tenant)
-            value = (
-                None
-                if sealed is None
-                else SigningKey(sealed.id, load_private_key(self._opener.open(sealed.sealed_private_key)))
-            )
+                sealed = await tx.webhook_keys.active_signing_key(tenant)
+            value = None
+            if sealed is not None:
+                key_id, sealed_pem = sealed
+                value = SigningKey(key_id, load_private_key(self._opener.open(sealed_pem)))
             self._keys.put(tenant, value)
         return value  # type: ignore[no-any-return]
 
@@ -202,9 +202,11 @@ async def update_health(
         return
     await tx.deliveries.set_health(webhook_id, change.health, clock.now(), deactivate=change.disabled)
     if change.disabled:
-        disabled = replace(target, status=WebhookStatus.DISABLED.value, active=False)
+        disabled = replace(
+            target.as_webhook(), status=WebhookStatus.DISABLED, active=False, updated_at=clock.now()
+        )
         tenant = Tenant(target.account_id, target.livemode)
-        tx.events.add(new_event(tenant, WEBHOOK_DISABLED, disabled.as_json(), clock.now()))
+        tx.events.add(new_event(tenant, WEBHOOK_DISABLED, webhook_json(disabled), clock.now()))
         tx.notify = True
 
 

@@ -1,4 +1,4 @@
-"""What the delivery machinery reads and writes about webhooks: targets, signing keys, health.
+"""What the delivery machinery reads and writes about webhooks: where to send, and their health.
 
 Kept apart from the merchant-facing webhook repositories: the dispatcher needs only the few
 columns it signs and sends with, and it alone changes a webhook's delivery health.
@@ -13,9 +13,9 @@ import sqlalchemy as sa
 
 from caja.domain.jobs import Health
 from caja.domain.tenancy import Tenant
-from caja.domain.webhooks import WebhookStatus
+from caja.domain.webhooks import Webhook, WebhookStatus
 from caja.store.connection import Conn
-from caja.store.tables import webhook_keys, webhooks
+from caja.store.tables import webhooks
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +29,15 @@ class WebhookTarget:
     synchronous: bool
     sealed_secret: str
     failing_since: int | None
-    deleted: bool
+    deleted_at: int | None
     description: str | None
     subscribed_events: list[str]
+    created_at: int
+    updated_at: int
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
 
     @property
     def deliverable(self) -> bool:
@@ -41,25 +47,24 @@ class WebhookTarget:
     def health(self) -> Health:
         return Health(self.status, self.failing_since)
 
-    def as_json(self) -> dict[str, Any]:
-        """Conekta's webhook shape (``webhook_response``), for the ``webhook.disabled`` event."""
-        return {
-            "id": self.id,
-            "object": "webhook",
-            "livemode": self.livemode,
-            "url": self.url,
-            "description": self.description,
-            "status": self.status,
-            "active": self.active,
-            "synchronous": self.synchronous,
-            "subscribed_events": list(self.subscribed_events),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class SealedKey:
-    id: str
-    sealed_private_key: str
+    def as_webhook(self) -> Webhook:
+        """The domain webhook, without its secret (for event payloads, which never carry it)."""
+        return Webhook(
+            id=self.id,
+            account_id=self.account_id,
+            livemode=self.livemode,
+            url=self.url,
+            description=self.description,
+            subscribed_events=tuple(self.subscribed_events),
+            status=WebhookStatus(self.status),
+            active=self.active,
+            synchronous=self.synchronous,
+            signing_secret="",
+            failing_since=self.failing_since,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            deleted_at=self.deleted_at,
+        )
 
 
 def _target(row: Any) -> WebhookTarget:
@@ -73,9 +78,11 @@ def _target(row: Any) -> WebhookTarget:
         synchronous=bool(row.synchronous),
         sealed_secret=row.signing_secret,
         failing_since=row.failing_since,
-        deleted=row.deleted_at is not None,
+        deleted_at=row.deleted_at,
         description=row.description,
         subscribed_events=list(row.subscribed_events or []),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
     )
 
 
@@ -105,22 +112,6 @@ class DeliveryRepository:
             .order_by(webhooks.c.seq)
         )
         return [_target(r) for r in (await self._conn.execute(query)).all()]
-
-    async def signing_key(self, tenant: Tenant) -> SealedKey | None:
-        """The tenant's newest active webhook key, which signs the ``Digest`` header."""
-        query = (
-            sa.select(webhook_keys.c.id, webhook_keys.c.private_key)
-            .where(
-                webhook_keys.c.account_id == tenant.account_id,
-                webhook_keys.c.livemode == tenant.livemode,
-                webhook_keys.c.active.is_(True),
-                webhook_keys.c.deleted_at.is_(None),
-            )
-            .order_by(webhook_keys.c.seq.desc())
-            .limit(1)
-        )
-        row = (await self._conn.execute(query)).first()
-        return SealedKey(row.id, row.private_key) if row else None
 
     async def set_health(
         self, webhook_id: str, health: Health, now: int, *, deactivate: bool = False
