@@ -1,3 +1,3 @@
-from caja.cli import main
+from caja.entry import main
 
 main()

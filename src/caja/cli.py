@@ -14,7 +14,7 @@ import typer
 import uvicorn
 import uvloop
 
-from caja import bootstrap, logs
+from caja import bootstrap, devcli, logs
 from caja.app import create_app
 from caja.config import Settings
 from caja.services import accounts
@@ -184,6 +184,12 @@ def worker(
             await container.close()
 
     uvloop.run(run())
+
+
+# Developer tools over HTTP; defined in caja.devcli, which the ``caja`` entry point runs without
+# importing the server (so they start in a fraction of a second).
+cli.command(name="listen")(devcli.listen_command)
+cli.command(name="trigger")(devcli.trigger_command)
 
 
 @cli.command(name="migrate")

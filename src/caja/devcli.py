@@ -1,0 +1,436 @@
+"""``caja listen`` and ``caja trigger``: developer tools that talk to a running Caja over HTTP.
+
+Like Stripe CLI's: ``listen`` registers a temporary webhook that points at a local URL, prints
+one line per delivery attempt as it happens (read from the events API), and deletes the webhook
+when it stops; ``trigger`` makes the objects an event needs through the merchant API, so the
+event comes from the real flow, and prints the event it produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+ACCEPT = "application/vnd.conekta-v2.3.0+json"
+DEFAULT_SERVER = "http://127.0.0.1:8300"
+Echo = Callable[[str], None]
+
+
+class CliError(Exception):
+    """A failure to show the developer as one line, ending the command with status 1."""
+
+
+def _describe(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}: {response.text[:200]}"
+    details = body.get("details") if isinstance(body, dict) else None
+    if details:
+        first = details[0]
+        return f"HTTP {response.status_code}: {first.get('debug_message') or first.get('message')}"
+    return f"HTTP {response.status_code}"
+
+
+class Api:
+    """The merchant API with one key."""
+
+    def __init__(self, server: str, api_key: str) -> None:
+        self.server = server.rstrip("/")
+        self._client = httpx.AsyncClient(
+            base_url=self.server,
+            headers={"Authorization": f"Bearer {api_key}", "Accept": ACCEPT, "User-Agent": "caja-cli"},
+            timeout=15.0,
+            trust_env=False,
+        )
+
+    async def __aenter__(self) -> Api:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._client.aclose()
+
+    async def call(self, method: str, path: str, body: dict[str, Any] | None = None, **params: Any) -> Any:
+        try:
+            response = await self._client.request(
+                method, path, json=body, params={k: v for k, v in params.items() if v is not None}
+            )
+        except httpx.TransportError as exc:
+            raise CliError(f"cannot reach Caja at {self.server}: {exc}") from None
+        if response.status_code != 200:
+            raise CliError(f"{method} {path} failed: {_describe(response)}")
+        return response.json()
+
+    async def newest_event_id(self) -> str | None:
+        page = await self.call("GET", "/events", limit=1)
+        return page["data"][0]["id"] if page["data"] else None
+
+    async def events_since(self, cursor: str | None, event_type: str | None = None) -> list[dict[str, Any]]:
+        """Events newer than ``cursor`` (all of them when None), oldest first."""
+        found: list[dict[str, Any]] = []
+        if cursor is None:
+            page = await self.call("GET", "/events", limit=250, type=event_type)
+            return list(reversed(page["data"]))
+        while True:
+            page = await self.call("GET", "/events", limit=250, previous=cursor, type=event_type)
+            data = page["data"]
+            if not data:
+                return found
+            found.extend(reversed(data))
+            cursor = data[0]["id"]
+            if not page["has_more"]:
+                return found
+
+
+# --- listen -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Watch:
+    event: dict[str, Any]
+    seen: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+
+
+def _clock(epoch: int | None) -> str:
+    when = datetime.fromtimestamp(epoch) if epoch else datetime.now()
+    return when.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def delivery_line(event: dict[str, Any], log: dict[str, Any]) -> str:
+    status = log.get("last_http_response_status")
+    if status is None:
+        outcome = "ERR (no response)"
+    elif 200 <= status < 300:
+        outcome = f"{status} OK"
+    else:
+        outcome = f"{status} FAILED"
+    return (
+        f"{_clock(log.get('last_attempted_at'))}  {event['type']:<24} {event['id']}  "
+        f"--> {outcome}  POST {log.get('url')}  [{log.get('id')}]"
+    )
+
+
+async def listen(
+    api: Api,
+    forward_to: str,
+    events: list[str],
+    echo: Echo,
+    *,
+    poll_interval: float = 0.3,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Forward events to ``forward_to`` until ``stop`` is set (SIGINT / SIGTERM by default)."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    cursor = await api.newest_event_id()
+    body: dict[str, Any] = {"url": forward_to, "description": "caja listen"}
+    if events:
+        body["subscribed_events"] = events
+    webhook = await api.call("POST", "/webhooks", body)
+    webhook_id = webhook["id"]
+    echo(
+        f"Ready. Forwarding {', '.join(events) if events else 'every event'} to {forward_to} "
+        f"(webhook {webhook_id}, signing secret {webhook.get('signing_secret')}). Ctrl-C to stop."
+    )
+    watching: dict[str, _Watch] = {}
+    try:
+        while not stop.is_set():
+            try:
+                fresh = await api.events_since(cursor)
+                if fresh:
+                    cursor = fresh[-1]["id"]
+                for event in fresh:
+                    if any(log.get("webhook_id") == webhook_id for log in event.get("webhook_logs", ())):
+                        watching[event["id"]] = _Watch(event)
+                fresh_ids = {e["id"] for e in fresh}
+                for event_id, watch in list(watching.items()):
+                    if event_id not in fresh_ids:
+                        watch.event = await api.call("GET", f"/events/{event_id}")
+                    if _report(watch, webhook_id, echo):
+                        del watching[event_id]
+            except CliError as exc:
+                echo(f"{_clock(None)}  (polling failed: {exc}; retrying)")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=poll_interval)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        try:
+            await api.call("DELETE", f"/webhooks/{webhook_id}")
+            echo(f"Stopped. Webhook {webhook_id} deleted.")
+        except CliError as exc:
+            echo(f"Stopped, but webhook {webhook_id} could not be deleted: {exc}")
+
+
+def _report(watch: _Watch, webhook_id: str, echo: Echo) -> bool:
+    """Print attempts not printed yet; True once every delivery to our webhook has settled."""
+    event = watch.event
+    settled = True
+    for log in event.get("webhook_logs", ()):
+        if log.get("webhook_id") != webhook_id:
+            continue
+        state = (
+            log.get("failed_attempts"),
+            log.get("last_attempted_at"),
+            log.get("last_http_response_status"),
+        )
+        status = log.get("last_http_response_status")
+        if log.get("last_attempted_at") is not None and watch.seen.get(log["id"]) != state:
+            watch.seen[log["id"]] = state
+            echo(delivery_line(event, log))
+        if not (status is not None and 200 <= status < 300):
+            settled = False
+    return settled or event.get("webhook_status") in {"failed", "not_applicable", "successful"}
+
+
+# --- trigger ----------------------------------------------------------------------------------
+
+UNROUTABLE = "http://127.0.0.1:9/caja-trigger"  # the discard port: nothing listens
+
+
+async def _customer(api: Api) -> dict[str, Any]:
+    return await api.call(  # type: ignore[no-any-return]
+        "POST",
+        "/customers",
+        {
+            "name": "Cliente de prueba (caja trigger)",
+            "email": "cliente@example.com",
+            "phone": "+525555555555",
+        },
+    )
+
+
+async def _source(api: Api) -> tuple[dict[str, Any], dict[str, Any]]:
+    customer = await _customer(api)
+    source = await api.call(
+        "POST", f"/customers/{customer['id']}/payment_sources", {"type": "cash_recurrent"}
+    )
+    return customer, source
+
+
+async def _customer_created(api: Api, _opts: TriggerOptions) -> str:
+    return str((await _customer(api))["id"])
+
+
+async def _customer_updated(api: Api, _opts: TriggerOptions) -> str:
+    customer = await _customer(api)
+    await api.call("PUT", f"/customers/{customer['id']}", {"name": "Cliente actualizado (caja trigger)"})
+    return str(customer["id"])
+
+
+async def _customer_deleted(api: Api, _opts: TriggerOptions) -> str:
+    customer = await _customer(api)
+    await api.call("DELETE", f"/customers/{customer['id']}")
+    return str(customer["id"])
+
+
+async def _source_created(api: Api, _opts: TriggerOptions) -> str:
+    _, source = await _source(api)
+    return str(source["id"])
+
+
+async def _source_updated(api: Api, _opts: TriggerOptions) -> str:
+    customer, source = await _source(api)
+    expires_at = int(time.time()) + 30 * 86_400
+    await api.call(
+        "PUT", f"/customers/{customer['id']}/payment_sources/{source['id']}", {"expires_at": expires_at}
+    )
+    return str(source["id"])
+
+
+async def _source_deleted(api: Api, _opts: TriggerOptions) -> str:
+    customer, source = await _source(api)
+    await api.call("DELETE", f"/customers/{customer['id']}/payment_sources/{source['id']}")
+    return str(source["id"])
+
+
+async def _temporary_webhook(api: Api) -> dict[str, Any]:
+    return await api.call(  # type: ignore[no-any-return]
+        "POST",
+        "/webhooks",
+        {"url": UNROUTABLE, "description": "caja trigger (deleted at once)", "subscribed_events": []},
+    )
+
+
+async def _webhook_created(api: Api, _opts: TriggerOptions) -> str:
+    webhook = await _temporary_webhook(api)
+    await api.call("DELETE", f"/webhooks/{webhook['id']}")
+    return str(webhook["id"])
+
+
+async def _webhook_updated(api: Api, _opts: TriggerOptions) -> str:
+    webhook = await _temporary_webhook(api)
+    await api.call("PUT", f"/webhooks/{webhook['id']}", {"description": "caja trigger (updated)"})
+    await api.call("DELETE", f"/webhooks/{webhook['id']}")
+    return str(webhook["id"])
+
+
+_webhook_deleted = _webhook_created
+
+
+async def _webhook_key_created(api: Api, _opts: TriggerOptions) -> str:
+    # Inactive, so deliveries keep being signed with the current key; removed straight away.
+    key = await api.call("POST", "/webhook_keys", {"active": False})
+    await api.call("DELETE", f"/webhook_keys/{key['id']}")
+    return str(key["id"])
+
+
+_webhook_key_deleted = _webhook_key_created
+
+
+async def _webhook_ping(api: Api, opts: TriggerOptions) -> str:
+    webhook_id = opts.webhook_id
+    if webhook_id is None:
+        page = await api.call("GET", "/webhooks", limit=250)
+        candidates = [w for w in page["data"] if not w.get("synchronous")]
+        if not candidates:
+            raise CliError(
+                "no webhook to ping: create one first (`caja listen --forward-to URL` does), "
+                "or name one with --webhook"
+            )
+        webhook_id = candidates[0]["id"]
+    await api.call("POST", f"/webhooks/{webhook_id}/test")
+    return str(webhook_id)
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerOptions:
+    webhook_id: str | None = None
+
+
+Trigger = Callable[[Api, TriggerOptions], Awaitable[str]]
+
+TRIGGERS: dict[str, Trigger] = {
+    "customer.created": _customer_created,
+    "customer.updated": _customer_updated,
+    "customer.deleted": _customer_deleted,
+    "payment_source.created": _source_created,
+    "payment_source.updated": _source_updated,
+    "payment_source.deleted": _source_deleted,
+    "webhook.created": _webhook_created,
+    "webhook.updated": _webhook_updated,
+    "webhook.deleted": _webhook_deleted,
+    "webhook_key.created": _webhook_key_created,
+    "webhook_key.deleted": _webhook_key_deleted,
+    "webhook_ping": _webhook_ping,
+}
+
+
+def unsupported(event_type: str) -> CliError:
+    return CliError(
+        f"caja trigger cannot fire {event_type!r}. Supported event types: {', '.join(sorted(TRIGGERS))}"
+    )
+
+
+async def trigger(api: Api, event_type: str, echo: Echo, options: TriggerOptions | None = None) -> list[str]:
+    """Fire ``event_type`` through the API; the ids of the events of that type it produced."""
+    action = TRIGGERS.get(event_type)
+    if action is None:
+        raise unsupported(event_type)
+    cursor = await api.newest_event_id()
+    subject = await action(api, options or TriggerOptions())
+    produced = [
+        event
+        for event in await api.events_since(cursor, event_type)
+        if event_type == "webhook_ping" or (event["data"].get("object") or {}).get("id") == subject
+    ]
+    if not produced:
+        raise CliError(f"{event_type}: the API calls succeeded but no {event_type} event appeared")
+    for event in produced:
+        echo(f"Triggered {event_type}: event {event['id']} ({subject})")
+    return [event["id"] for event in produced]
+
+
+# --- the commands (``caja listen``, ``caja trigger``) -----------------------------------------
+
+ServerOpt = Annotated[
+    str | None,
+    typer.Option("--server", help=f"Caja's base URL (env CAJA_SERVER_URL; default {DEFAULT_SERVER})"),
+]
+ApiKeyOpt = Annotated[
+    str | None, typer.Option("--api-key", help="A private API key (env CAJA_API_KEY)", show_default=False)
+]
+
+
+def _dev_api(server: str | None, api_key: str | None) -> Api:
+    key = api_key or os.environ.get("CAJA_API_KEY")
+    if not key:
+        raise typer.BadParameter("give --api-key or set CAJA_API_KEY", param_hint="--api-key")
+    return Api(server or os.environ.get("CAJA_SERVER_URL") or DEFAULT_SERVER, key)
+
+
+def _echo(line: str) -> None:
+    typer.echo(line)
+
+
+def listen_command(
+    forward_to: Annotated[
+        str, typer.Option("--forward-to", help="Where to POST each event (test mode: any URL)")
+    ],
+    api_key: ApiKeyOpt = None,
+    server: ServerOpt = None,
+    events: Annotated[
+        str | None, typer.Option("--events", help="Comma-separated event types (default: every type)")
+    ] = None,
+    poll_interval: Annotated[
+        float, typer.Option(min=0.05, help="Seconds between looks at the event log")
+    ] = 0.3,
+) -> None:
+    """Forward a running Caja's events to a local URL, printing each delivery as it happens.
+
+    Registers a temporary webhook pointing at --forward-to and deletes it on Ctrl-C or SIGTERM.
+    """
+    wanted = [name.strip() for name in (events or "").split(",") if name.strip()]
+    api = _dev_api(server, api_key)
+
+    async def run() -> None:
+        async with api:
+            await listen(api, forward_to, wanted, _echo, poll_interval=poll_interval)
+
+    try:
+        asyncio.run(run())
+    except CliError as exc:
+        typer.echo(f"caja listen: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def trigger_command(
+    event_type: Annotated[str, typer.Argument(help="The event to fire, e.g. customer.created")],
+    api_key: ApiKeyOpt = None,
+    server: ServerOpt = None,
+    webhook: Annotated[
+        str | None, typer.Option("--webhook", help="webhook_ping: the webhook to ping (default: the newest)")
+    ] = None,
+) -> None:
+    """Fire an event through a running Caja's API, creating the objects it needs."""
+    if event_type not in TRIGGERS:
+        typer.echo(f"caja trigger: {unsupported(event_type)}", err=True)
+        raise typer.Exit(2)
+    api = _dev_api(server, api_key)
+
+    async def run() -> None:
+        async with api:
+            await trigger(api, event_type, _echo, TriggerOptions(webhook_id=webhook))
+
+    try:
+        asyncio.run(run())
+    except CliError as exc:
+        typer.echo(f"caja trigger: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+app = typer.Typer(help="Caja's developer tools", no_args_is_help=True)
+app.command(name="listen")(listen_command)
+app.command(name="trigger")(trigger_command)
