@@ -114,10 +114,12 @@ def server(
     options: Options,
     timeout: float,
     pg_database: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[Running]:
     """Start ``command`` pinned to the server core, wait for ``ready_url`` to answer 200, stop it."""
     log_path = options.log_dir / f"{name}.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CAJA_")}
+    # Caja's settings come from the command line alone (and ``env``), not the caller's environment.
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CAJA_")}, **(env or {})}
     with log_path.open("wb") as out:
         process = subprocess.Popen(
             ["taskset", "-c", SERVER_CORE, *command], stdout=out, stderr=subprocess.STDOUT, env=env
@@ -164,12 +166,15 @@ def caja_server(name: str, database_url: str, options: Options, ready_timeout: f
     ]
     base = f"http://127.0.0.1:{port}"
     pg_database = None if database_url.startswith("sqlite") else make_url(database_url).database
-    return base, server(name, command, f"{base}/ready", {}, options, ready_timeout, pg_database)
+    # Each server's own port for the sandbox mail catcher (several run at once, and 8325, the
+    # default, may be someone else's).
+    env = {"CAJA_MAIL_CATCHER_PORT": str(free_port())}
+    return base, server(name, command, f"{base}/ready", {}, options, ready_timeout, pg_database, env)
 
 
 def server_log_errors(path: Path) -> int:
     """Lines a server logged at error level or worse, and tracebacks."""
-    pattern = re.compile(r'"level":\s*"(error|critical|exception)"|Traceback|\bERROR\b', re.IGNORECASE)
+    pattern = re.compile(r'"level":\s*"(error|critical|exception)"|Traceback|\bERROR\b|\bCRITICAL\b')
     return sum(1 for line in path.read_text(errors="replace").splitlines() if pattern.search(line))
 
 
