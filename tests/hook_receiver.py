@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -79,11 +79,3 @@ def wait_until(condition: Callable[[], Any], what: str, timeout: float = 20.0) -
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.05)
-
-
-def receiver() -> Iterator[HookReceiver]:
-    hook = HookReceiver()
-    try:
-        yield hook
-    finally:
-        hook.close()

@@ -3,6 +3,7 @@ receive it, written in the same transaction as the event and the change it descr
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -11,16 +12,18 @@ import sqlalchemy as sa
 from caja.delivery.keyring import SecretBox
 from caja.domain.clock import FixedClock
 from caja.domain.customers import NewCustomer
+from caja.domain.errors import ProcessingError
 from caja.domain.events import new_event
 from caja.domain.paging import PageRequest
 from caja.domain.representations import event_json
 from caja.domain.tenancy import Tenant
 from caja.domain.webhooks import NewWebhook, Webhook
-from caja.services import accounts, customers, events, webhooks
+from caja.services import accounts, customers, events, webhook_keys, webhooks
 from caja.store.db import Database
 from caja.store.jobs import JobRepository
 from caja.store.tables import events as events_table
-from caja.store.tables import jobs, webhook_keys
+from caja.store.tables import jobs
+from caja.store.tables import webhook_keys as keys_table
 from caja.store.tables import webhooks as webhooks_table
 from caja.store.uow import UnitOfWorkFactory
 from tests.service.conftest import NOW
@@ -132,7 +135,7 @@ async def test_creating_a_webhook_makes_sure_the_tenant_has_one_active_key(
 ) -> None:
     await hook(uow, clock, tenant, "a")
     await hook(uow, clock, tenant, "b")
-    keys = await rows(database, sa.select(webhook_keys).where(webhook_keys.c.account_id == tenant.account_id))
+    keys = await rows(database, sa.select(keys_table).where(keys_table.c.account_id == tenant.account_id))
     assert len(keys) == 1 and keys[0].active
     # The private key is stored sealed, and opens to a PEM key.
     assert keys[0].private_key.startswith("v1.")
@@ -242,3 +245,34 @@ async def test_a_disabled_webhook_comes_back_with_active_true(
     [updated] = await rows(database, sa.select(events_table).where(events_table.c.type == "webhook.updated"))
     assert updated.data["previous_attributes"] == {"status": "disabled"}
     assert updated.data["object"]["status"] == "being_pinged"
+
+
+async def test_an_inactive_webhook_is_pinged_when_turned_on(
+    uow: UnitOfWorkFactory, clock: FixedClock, tenant: Tenant, database: Database
+) -> None:
+    webhook = await hook(uow, clock, tenant, "later", active=False)
+    assert await jobs_of_type(database, tenant, "webhook_ping") == []
+    await webhooks.update(uow, clock, BOX, tenant, webhook.id, {"description": "still off"})
+    assert await jobs_of_type(database, tenant, "webhook_ping") == []
+    await webhooks.update(uow, clock, BOX, tenant, webhook.id, {"active": True})
+    assert [p.webhook_id for p in await jobs_of_type(database, tenant, "webhook_ping")] == [webhook.id]
+
+
+async def test_concurrent_creates_never_pass_the_limit_of_ten(
+    uow: UnitOfWorkFactory, clock: FixedClock, tenant: Tenant, database: Database
+) -> None:
+    await webhook_keys.create(uow, clock, BOX, tenant)  # so no create has to generate one
+    results = await asyncio.gather(
+        *(hook(uow, clock, tenant, f"h{i}") for i in range(15)), return_exceptions=True
+    )
+    made = [r for r in results if isinstance(r, Webhook)]
+    refused = [r for r in results if isinstance(r, ProcessingError)]
+    assert len(made) == 10 and len(refused) == 5
+    assert all(r.details[0].code == "conekta.errors.processing.webhook.limit_exceeded" for r in refused)
+    live = await rows(
+        database,
+        sa.select(webhooks_table.c.id).where(
+            webhooks_table.c.account_id == tenant.account_id, webhooks_table.c.deleted_at.is_(None)
+        ),
+    )
+    assert sorted(r.id for r in live) == sorted(w.id for w in made)

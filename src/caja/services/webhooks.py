@@ -63,7 +63,8 @@ def _limit_reached() -> ProcessingError:
 async def create(
     uow: UnitOfWorkFactory, clock: Clock, box: SecretBox, tenant: Tenant, request: NewWebhook
 ) -> Webhook:
-    """A new webhook starts ``being_pinged``: a ``webhook_ping`` goes to it at once.
+    """A new webhook starts ``being_pinged``: a ``webhook_ping`` goes to it at once (once it is
+    active, if created inactive).
 
     The tenant gets a webhook key (to sign deliveries) if it has no active one yet.
     """
@@ -98,7 +99,8 @@ async def create(
             # Rare: another request removed the key since we looked.
             await webhook_keys.issue(tx, box, tenant, keypair or await webhook_keys.new_keypair(), now)
         tx.events.add(new_event(tenant, "webhook.created", webhook_json(webhook), now))
-        tx.events.add(new_ping_event(tenant, webhook.id, now))
+        if webhook.active:
+            tx.events.add(new_ping_event(tenant, webhook.id, now))
     return webhook
 
 
@@ -179,7 +181,9 @@ async def update(
         elif "url" in previous:
             await tx.events.retarget_deliveries(webhook_id, after.url)
         tx.events.add(new_event(tenant, "webhook.updated", webhook_json(after), now, previous))
-        if restart:
+        # An inactive webhook is pinged when it is turned on, if it never answered one yet.
+        turned_on = "active" in previous and after.status is WebhookStatus.BEING_PINGED
+        if after.active and (restart or turned_on):
             tx.events.add(new_ping_event(tenant, webhook_id, now))
     return after
 
