@@ -13,6 +13,7 @@ from caja.api import devtools, errors, openapi, public
 from caja.api.limits import BodySizeLimit
 from caja.api.merchant import customers, events, payment_sources, webhook_keys, webhooks
 from caja.bootstrap import Container
+from caja.web import dashboard
 
 DESCRIPTION = """
 Caja speaks Conekta's API v2.x for Mexico's offline rails: reusable cash references paid at
@@ -66,6 +67,7 @@ def create_app(container: Container) -> FastAPI:
         events.router,
         public.router,
         devtools.router,
+        dashboard.router,
     )
     return app
 
