@@ -18,8 +18,9 @@ import os
 import secrets
 import socket
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import structlog
@@ -35,6 +36,7 @@ from caja.domain.jobs import (
     RetryPolicy,
     decide,
 )
+from caja.store.jobs import JobChange
 from caja.store.uow import UnitOfWork, UnitOfWorkFactory
 
 log = structlog.get_logger("caja.delivery")
@@ -65,6 +67,8 @@ class AttemptOutcome:
     response_headers: dict[str, str] | None = None
     response_body: str | None = None
     settle: Settle | None = None
+    # Attempts recorded together whose settle shares a key settle once (e.g. "webhook X is fine").
+    settle_key: object | None = None
 
     @classmethod
     def skip(cls, reason: str) -> AttemptOutcome:
@@ -137,9 +141,17 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._stopping = False
         self._loop_task: asyncio.Task[None] | None = None
+        # Claimed jobs not yet finished, by id; those waiting their turn, by concurrency key.
+        self._held: dict[str, Job] = {}
+        self._held_per_key: dict[str, int] = {}
+        self._queued: dict[str, deque[Job]] = {}
         self._running: dict[str, asyncio.Task[None]] = {}
-        self._busy: dict[str, int] = {}
+        self._running_per_key: dict[str, int] = {}
         self._maybe_more = False
+        self._records: list[_Record] = []
+        self._records_waiting = asyncio.Event()
+        self._recorder_task: asyncio.Task[None] | None = None
+        self._recorder_closing = False
         self._is_sqlite = uow.database.is_sqlite
         self.claimed = 0
         self.finished = 0
@@ -150,7 +162,9 @@ class Dispatcher:
         if self._loop_task is not None:
             return
         self._stopping = False
+        self._recorder_closing = False
         self._uow.add_commit_listener(self.wake)
+        self._recorder_task = asyncio.create_task(self._recorder(), name=f"recorder {self.worker_id}")
         self._loop_task = asyncio.create_task(self._loop(), name=f"dispatcher {self.worker_id}")
         log.info("dispatcher started", worker=self.worker_id, kinds=self._registry.kinds)
 
@@ -167,20 +181,29 @@ class Dispatcher:
         self._wake.set()
         loop_task, self._loop_task = self._loop_task, None
         await loop_task
+        self._queued.clear()  # claimed but not started: handed back below
         if self._running:
             await asyncio.wait(list(self._running.values()), timeout=self._config.grace)
-        leftover = list(self._running)
         for task in list(self._running.values()):
             task.cancel()
         if self._running:
             await asyncio.wait(list(self._running.values()))
+        if self._recorder_task is not None:
+            # Attempts of cancelled jobs may still be queued: write them before handing jobs back.
+            self._recorder_closing = True
+            self._records_waiting.set()
+            await self._recorder_task
+            self._recorder_task = None
+        leftover = list(self._held)
         if leftover:
             try:
                 async with self._uow(write=True, notify=False) as tx:
                     released = await tx.jobs.release(self.worker_id, leftover)
-                log.info("dispatcher released running jobs", worker=self.worker_id, released=released)
+                log.info("dispatcher released its jobs", worker=self.worker_id, released=released)
             except Exception:
                 log.exception("dispatcher could not release its jobs; their leases will run out")
+            self._held.clear()
+            self._held_per_key.clear()
         if self._on_stop is not None:
             await self._on_stop()
         log.info("dispatcher stopped", worker=self.worker_id, finished=self.finished)
@@ -213,17 +236,18 @@ class Dispatcher:
                 claimed = 0
             if self._stopping:
                 break
-            if claimed and self._free() > 0 and self._maybe_more:
+            if claimed and self._room() > 0 and self._maybe_more:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=config.poll_interval)
 
-    def _free(self) -> int:
-        return self._config.concurrency - len(self._running)
+    def _room(self) -> int:
+        """How many more jobs this worker may hold (running, or claimed and waiting their turn)."""
+        return self._config.concurrency * PREFETCH - len(self._held)
 
     async def _claim(self) -> int:
-        free = self._free()
-        if free <= 0:
+        room = self._room()
+        if room <= 0:
             self._maybe_more = True
             return 0
         now_ms = self._clock.now_ms()
@@ -233,49 +257,71 @@ class Dispatcher:
                 if not await tx.jobs.any_due(now_ms):
                     self._maybe_more = False
                     return 0
+        per_key = self._config.per_endpoint * PREFETCH
         async with self._uow(write=True, notify=False) as tx:
             jobs = await tx.jobs.claim(
                 now_ms=now_ms,
                 worker=self.worker_id,
                 lease_until=now_ms + round(self._config.lease * 1000),
-                limit=free,
-                per_key=self._config.per_endpoint,
-                busy=self._busy,
+                limit=room,
+                per_key=per_key,
+                busy=self._held_per_key,
             )
-        # Fewer than asked: the queue is drained, or endpoints are at their bound (a finishing
-        # job wakes the loop then); as many as asked: there may be more right away.
-        self._maybe_more = len(jobs) >= free or any(
-            n >= self._config.per_endpoint for n in self._busy.values()
-        )
         for job in jobs:
-            self._spawn(job)
+            key = job.concurrency_key
+            self._held[job.id] = job
+            self._held_per_key[key] = self._held_per_key.get(key, 0) + 1
+            self._queued.setdefault(key, deque()).append(job)
+        # As many as asked, or endpoints at their bound: there may be more due right away.
+        self._maybe_more = len(jobs) >= room or any(n >= per_key for n in self._held_per_key.values())
+        self._start_ready()
         self.claimed += len(jobs)
         return len(jobs)
 
+    def _start_ready(self) -> None:
+        """Start queued jobs while the overall and per-endpoint bounds allow, oldest endpoint first."""
+        if self._stopping:
+            return
+        for key in list(self._queued):
+            queue = self._queued[key]
+            while queue and len(self._running) < self._config.concurrency:
+                if self._running_per_key.get(key, 0) >= self._config.per_endpoint:
+                    break
+                self._spawn(queue.popleft())
+            if not queue:
+                del self._queued[key]
+            if len(self._running) >= self._config.concurrency:
+                return
+
     def _spawn(self, job: Job) -> None:
         key = job.concurrency_key
-        self._busy[key] = self._busy.get(key, 0) + 1
+        self._running_per_key[key] = self._running_per_key.get(key, 0) + 1
         task = asyncio.create_task(self._execute(job), name=f"job {job.id}")
         self._running[job.id] = task
 
-        def done(_task: asyncio.Task[None]) -> None:
+        def done(task: asyncio.Task[None]) -> None:
             self._running.pop(job.id, None)
-            left = self._busy.get(key, 1) - 1
-            if left > 0:
-                self._busy[key] = left
-            else:
-                self._busy.pop(key, None)
-            if self._maybe_more:
+            _decrement(self._running_per_key, key)
+            if not task.cancelled():
+                # Finished (recorded, or left to its lease): no longer ours to renew or release.
+                self._held.pop(job.id, None)
+                _decrement(self._held_per_key, key)
+            self._start_ready()
+            # Claim more once this endpoint's prefetched jobs are used up, or half the room is free.
+            if self._maybe_more and (
+                self._held_per_key.get(key, 0) <= self._config.per_endpoint
+                or len(self._held) <= self._config.concurrency
+            ):
                 self._wake.set()
 
         task.add_done_callback(done)
 
     async def _heartbeat(self) -> None:
-        if not self._running:
+        if not self._held:
             return
         lease_until = self._clock.now_ms() + round(self._config.lease * 1000)
         async with self._uow(write=True, notify=False) as tx:
-            await tx.jobs.extend_leases(self.worker_id, list(self._running), lease_until)
+            await tx.jobs.extend_leases(self.worker_id, list(self._held), lease_until)
 
     async def _reclaim(self) -> None:
         now_ms = self._clock.now_ms()
@@ -316,9 +362,12 @@ class Dispatcher:
                     duration_ms=self._clock.now_ms() - started,
                     error=f"{type(exc).__name__}: {exc}"[:500],
                 )
+        record = _Record(job, context.attempt, outcome, policy, asyncio.get_running_loop().create_future())
         for delay in (0.05, 0.2, 1.0, 2.0, None):
+            self._records.append(record)
+            self._records_waiting.set()
             try:
-                await self._record(job, context.attempt, outcome, policy)
+                await asyncio.shield(record.done)
                 break
             except asyncio.CancelledError:
                 raise
@@ -329,71 +378,146 @@ class Dispatcher:
                 if delay is None:
                     return
                 await asyncio.sleep(delay)
+                record = replace(record, done=asyncio.get_running_loop().create_future())
         self.finished += 1
 
-    async def _record(self, job: Job, attempt: int, outcome: AttemptOutcome, policy: RetryPolicy) -> None:
+    async def _recorder(self) -> None:
+        """Writes finished attempts in batches: one transaction for all that finished meanwhile."""
+        while True:
+            await self._records_waiting.wait()
+            self._records_waiting.clear()
+            if len(self._records) < len(self._running) // 4 and not self._recorder_closing:
+                # Others are about to finish: a few milliseconds buy one transaction for all.
+                await asyncio.sleep(RECORD_GATHER)
+            while self._records:
+                batch, self._records = self._records[:RECORD_BATCH], self._records[RECORD_BATCH:]
+                try:
+                    await self._record_batch(batch)
+                except Exception:
+                    log.exception("a batch of job attempts failed; recording them one by one")
+                    for record in batch:
+                        try:
+                            await self._record_batch([record])
+                        except Exception as exc:
+                            if not record.done.done():
+                                record.done.set_exception(exc)
+                            continue
+                        if not record.done.done():
+                            record.done.set_result(None)
+                    continue
+                for record in batch:
+                    if not record.done.done():
+                        record.done.set_result(None)
+            if self._recorder_closing:
+                return
+
+    async def _record_batch(self, batch: list[_Record]) -> None:
         now_ms = self._clock.now_ms()
         async with self._uow(write=True, notify=False) as tx:
-            if outcome.skipped:
-                await tx.jobs.finish(
-                    job.id,
-                    self.worker_id,
-                    JobStatus.CANCELLED,
+            held = await tx.jobs.held([r.job.id for r in batch], self.worker_id)
+            lost = [r.job.id for r in batch if r.job.id not in held]
+            if lost:
+                log.warning("job leases lost before their attempts were recorded", jobs=lost)
+            attempts: list[Attempt] = []
+            changes: list[JobChange] = []
+            settles: list[tuple[_Record, Decision]] = []
+            settled_keys: set[object] = set()
+            for record in batch:
+                job, outcome = record.job, record.outcome
+                if outcome.skipped:
+                    if job.id in held:
+                        changes.append(
+                            JobChange(
+                                job.id,
+                                JobStatus.CANCELLED,
+                                job.run_at,
+                                job.attempts,
+                                None,
+                                outcome.error,
+                                None,
+                                now_ms,
+                            )
+                        )
+                    continue
+                attempts.append(_attempt_row(record, now_ms))
+                if job.id not in held:
+                    continue
+                decision = decide(
+                    ok=outcome.ok,
+                    permanent=outcome.permanent,
+                    attempt=record.attempt,
                     now_ms=now_ms,
-                    attempts=job.attempts,
-                    last_error=outcome.error,
+                    policy=record.policy,
+                    retry_after=outcome.retry_after,
                 )
-                return
-            await tx.jobs.record_attempt(
-                Attempt(
-                    job_id=job.id,
-                    attempt=attempt,
-                    started_at=outcome.started_at or now_ms,
-                    duration_ms=outcome.duration_ms,
-                    url=outcome.url,
-                    http_status=outcome.http_status,
-                    error=outcome.error,
-                    request_headers=outcome.request_headers,
-                    request_body=outcome.request_body,
-                    response_headers=outcome.response_headers,
-                    response_body=None
-                    if outcome.response_body is None
-                    else outcome.response_body[:RESPONSE_BODY_LIMIT],
+                retry = decision.next is Next.RETRY
+                status = (
+                    JobStatus.PENDING
+                    if retry
+                    else (JobStatus.SUCCEEDED if decision.next is Next.SUCCEED else JobStatus.FAILED)
                 )
-            )
-            decision = decide(
-                ok=outcome.ok,
-                permanent=outcome.permanent,
-                attempt=attempt,
-                now_ms=now_ms,
-                policy=policy,
-                retry_after=outcome.retry_after,
-            )
-            attempted_at = outcome.started_at or now_ms
-            if decision.next is Next.RETRY:
-                assert decision.run_at is not None
-                held = await tx.jobs.reschedule(
-                    job.id,
-                    self.worker_id,
-                    run_at=decision.run_at,
-                    attempts=attempt,
-                    last_status=outcome.http_status,
-                    last_error=outcome.error,
-                    attempted_at=attempted_at,
+                changes.append(
+                    JobChange(
+                        job_id=job.id,
+                        status=status,
+                        run_at=decision.run_at if retry and decision.run_at is not None else job.run_at,
+                        attempts=record.attempt,
+                        last_status=outcome.http_status,
+                        last_error=outcome.error,
+                        attempted_at=outcome.started_at or now_ms,
+                        finished_at=None if retry else now_ms,
+                    )
                 )
-            else:
-                held = await tx.jobs.finish(
-                    job.id,
-                    self.worker_id,
-                    JobStatus.SUCCEEDED if decision.next is Next.SUCCEED else JobStatus.FAILED,
-                    now_ms=now_ms,
-                    attempts=attempt,
-                    last_status=outcome.http_status,
-                    last_error=outcome.error,
-                    attempted_at=attempted_at,
-                )
-            if not held:
-                log.warning("job lease lost before its attempt was recorded", job=job.id)
-                return
-            if outcome.settle is not None:
-                await outcome.settle(tx, decision)
+                if outcome.settle is not None:
+                    key = outcome.settle_key
+                    if key is not None and key in settled_keys:
+                        continue
+                    if key is not None:
+                        settled_keys.add(key)
+                    settles.append((record, decision))
+            await tx.jobs.record_attempts(attempts)
+            await tx.jobs.settle_many(changes, self.worker_id)
+            for record, decision in settles:
+                assert record.outcome.settle is not None
+                await record.outcome.settle(tx, decision)
+
+
+RECORD_BATCH = 200
+RECORD_GATHER = 0.003
+# A worker holds up to this many times its concurrency (per endpoint too): the next jobs are
+# already claimed when one finishes, and claims come in batches rather than one by one.
+PREFETCH = 2
+
+
+def _decrement(counts: dict[str, int], key: str) -> None:
+    left = counts.get(key, 1) - 1
+    if left > 0:
+        counts[key] = left
+    else:
+        counts.pop(key, None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    job: Job
+    attempt: int
+    outcome: AttemptOutcome
+    policy: RetryPolicy
+    done: asyncio.Future[None]
+
+
+def _attempt_row(record: _Record, now_ms: int) -> Attempt:
+    outcome = record.outcome
+    return Attempt(
+        job_id=record.job.id,
+        attempt=record.attempt,
+        started_at=outcome.started_at or now_ms,
+        duration_ms=outcome.duration_ms,
+        url=outcome.url,
+        http_status=outcome.http_status,
+        error=outcome.error,
+        request_headers=outcome.request_headers,
+        request_body=outcome.request_body,
+        response_headers=outcome.response_headers,
+        response_body=None if outcome.response_body is None else outcome.response_body[:RESPONSE_BODY_LIMIT],
+    )

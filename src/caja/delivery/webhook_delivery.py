@@ -7,7 +7,9 @@ the one recorded when the event was written (an endpoint moved by its merchant g
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -38,19 +40,35 @@ class Opener(Protocol):
 
 
 class _Cache:
+    """Values loaded at most once per ``CACHE_SECONDS`` per key; concurrent misses share one load."""
+
     def __init__(self) -> None:
         self._entries: dict[Any, tuple[float, Any]] = {}
+        self._loading: dict[Any, asyncio.Future[Any]] = {}
 
-    def get(self, key: Any) -> tuple[bool, Any]:
+    async def get(self, key: Any, load: Callable[[], Awaitable[Any]]) -> Any:
         entry = self._entries.get(key)
-        if entry is None or entry[0] < time.monotonic():
-            return False, None
-        return True, entry[1]
-
-    def put(self, key: Any, value: Any) -> None:
-        if len(self._entries) > 10_000:
-            self._entries.clear()
-        self._entries[key] = (time.monotonic() + CACHE_SECONDS, value)
+        if entry is not None and entry[0] >= time.monotonic():
+            return entry[1]
+        pending = self._loading.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        try:
+            value = await load()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: the waiters, if any, re-raise it
+            raise
+        else:
+            future.set_result(value)
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[key] = (time.monotonic() + CACHE_SECONDS, value)
+            return value
+        finally:
+            del self._loading[key]
 
     def drop(self, key: Any) -> None:
         self._entries.pop(key, None)
@@ -67,27 +85,25 @@ class Signer:
         self._secrets: dict[str, str] = {}
 
     async def target(self, webhook_id: str) -> WebhookTarget | None:
-        hit, value = self._targets.get(webhook_id)
-        if not hit:
+        async def load() -> WebhookTarget | None:
             async with self._uow() as tx:
-                value = await tx.deliveries.webhook(webhook_id)
-            self._targets.put(webhook_id, value)
-        return value  # type: ignore[no-any-return]
+                return await tx.deliveries.webhook(webhook_id)
+
+        return await self._targets.get(webhook_id, load)  # type: ignore[no-any-return]
 
     def forget(self, webhook_id: str) -> None:
         self._targets.drop(webhook_id)
 
     async def key(self, tenant: Tenant) -> SigningKey | None:
-        hit, value = self._keys.get(tenant)
-        if not hit:
+        async def load() -> SigningKey | None:
             async with self._uow() as tx:
                 sealed = await tx.webhook_keys.active_signing_key(tenant)
-            value = None
-            if sealed is not None:
-                key_id, sealed_pem = sealed
-                value = SigningKey(key_id, load_private_key(self._opener.open(sealed_pem)))
-            self._keys.put(tenant, value)
-        return value  # type: ignore[no-any-return]
+            if sealed is None:
+                return None
+            key_id, sealed_pem = sealed
+            return SigningKey(key_id, load_private_key(self._opener.open(sealed_pem)))
+
+        return await self._keys.get(tenant, load)  # type: ignore[no-any-return]
 
     def secret(self, target: WebhookTarget) -> str:
         secret = self._secrets.get(target.sealed_secret)
@@ -147,6 +163,13 @@ class WebhookDelivery:
             started_at_ms=self._clock.now_ms(),
         )
         verdict = classify(exchange.status)
+        # Seen listening and not failing within the last second (and this process forgets that
+        # whenever it records a failure): a success changes nothing, so no write for it.
+        healthy_success = (
+            verdict is Verdict.SUCCESS
+            and target.status == WebhookStatus.LISTENING
+            and target.failing_since is None
+        )
         retry_after = None
         if exchange.response_headers is not None and verdict is Verdict.RETRY:
             retry_after = parse_retry_after(
@@ -165,7 +188,9 @@ class WebhookDelivery:
             request_body=body.decode("utf-8"),
             response_headers=exchange.response_headers,
             response_body=exchange.response_text if exchange.status is not None else None,
-            settle=self._settler(target.id, verdict),
+            settle=None if healthy_success else self._settler(target.id, verdict),
+            # Successes to one webhook recorded together need its health touched once.
+            settle_key=("listening", target.id) if verdict is Verdict.SUCCESS else None,
         )
 
     def _settler(self, webhook_id: str, verdict: Verdict) -> Any:
@@ -177,7 +202,8 @@ class WebhookDelivery:
                 verdict,
                 disable_after=self._disable_after,
             )
-            self._signer.forget(webhook_id)
+            if verdict is not Verdict.SUCCESS:
+                self._signer.forget(webhook_id)
 
         return settle
 

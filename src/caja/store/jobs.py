@@ -47,6 +47,37 @@ class NewJob:
     last_attempted_at: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class JobChange:
+    """What one recorded attempt does to its job: back to pending at ``run_at``, or closed."""
+
+    job_id: str
+    status: JobStatus
+    run_at: int
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    attempted_at: int | None
+    finished_at: int | None
+
+
+_SETTLE = (
+    jobs.update()
+    .where(jobs.c.id == sa.bindparam("job_id"))
+    .values(
+        status=sa.bindparam("new_status"),
+        run_at=sa.bindparam("new_run_at"),
+        attempts=sa.bindparam("new_attempts"),
+        last_status=sa.bindparam("new_last_status"),
+        last_error=sa.bindparam("new_last_error"),
+        last_attempted_at=sa.bindparam("new_attempted_at"),
+        finished_at=sa.bindparam("new_finished_at"),
+        worker=sa.bindparam("new_worker"),
+        lease_until=None,
+    )
+)
+
+
 def to_job(row: Any) -> Job:
     return Job(
         id=row.id,
@@ -216,85 +247,62 @@ class JobRepository:
         return int((await self._conn.execute(stmt)).rowcount)
 
     async def record_attempt(self, attempt: Attempt) -> None:
-        await self._conn.execute(
-            job_attempts.insert(),
+        await self.record_attempts([attempt])
+
+    async def record_attempts(self, attempts: list[Attempt]) -> None:
+        if not attempts:
+            return
+        rows = [
             {
-                "job_id": attempt.job_id,
-                "attempt": attempt.attempt,
-                "started_at": attempt.started_at,
-                "duration_ms": attempt.duration_ms,
-                "url": attempt.url,
-                "http_status": attempt.http_status,
-                "error": _truncate(attempt.error),
-                "request_headers": attempt.request_headers,
-                "request_body": attempt.request_body,
-                "response_headers": attempt.response_headers,
-                "response_body": attempt.response_body,
-            },
-        )
+                "job_id": a.job_id,
+                "attempt": a.attempt,
+                "started_at": a.started_at,
+                "duration_ms": a.duration_ms,
+                "url": a.url,
+                "http_status": a.http_status,
+                "error": _truncate(a.error),
+                "request_headers": a.request_headers,
+                "request_body": a.request_body,
+                "response_headers": a.response_headers,
+                "response_body": a.response_body,
+            }
+            for a in attempts
+        ]
+        await self._conn.execute(job_attempts.insert(), rows)
 
-    async def finish(
-        self,
-        job_id: str,
-        worker: str | None,
-        status: JobStatus,
-        *,
-        now_ms: int,
-        attempts: int,
-        last_status: int | None = None,
-        last_error: str | None = None,
-        attempted_at: int | None = None,
-    ) -> bool:
-        """Close a job this worker holds (succeeded, failed or cancelled); False if it no longer holds it."""
-        stmt = (
-            jobs.update()
-            .where(*self._held(job_id, worker))
-            .values(
-                status=status.value,
-                attempts=attempts,
-                worker=None,
-                lease_until=None,
-                last_status=last_status,
-                last_error=_truncate(last_error),
-                last_attempted_at=attempted_at,
-                finished_at=now_ms,
-            )
+    async def held(self, job_ids: Collection[str], worker: str) -> set[str]:
+        """Which of ``job_ids`` this worker still holds (running under its lease), locked until commit."""
+        if not job_ids:
+            return set()
+        query = (
+            sa.select(jobs.c.id)
+            .where(jobs.c.id.in_(list(job_ids)), jobs.c.worker == worker, jobs.c.status == _RUNNING)
+            .with_for_update()
         )
-        return int((await self._conn.execute(stmt)).rowcount) == 1
+        return {str(row.id) for row in (await self._conn.execute(query)).all()}
 
-    async def reschedule(
-        self,
-        job_id: str,
-        worker: str | None,
-        *,
-        run_at: int,
-        attempts: int,
-        last_status: int | None = None,
-        last_error: str | None = None,
-        attempted_at: int | None = None,
-    ) -> bool:
-        """Back to ``pending``, due at ``run_at``, with one more attempt counted."""
-        stmt = (
-            jobs.update()
-            .where(*self._held(job_id, worker))
-            .values(
-                status=_PENDING,
-                run_at=run_at,
-                attempts=attempts,
-                worker=None,
-                lease_until=None,
-                last_status=last_status,
-                last_error=_truncate(last_error),
-                last_attempted_at=attempted_at,
-            )
-        )
-        return int((await self._conn.execute(stmt)).rowcount) == 1
+    async def settle_many(self, changes: list[JobChange], worker: str) -> None:
+        """Close or reschedule many held jobs in one statement (one row of parameters each).
 
-    @staticmethod
-    def _held(job_id: str, worker: str | None) -> list[sa.ColumnElement[bool]]:
-        where = [jobs.c.id == job_id, jobs.c.status == _RUNNING]
-        where.append(jobs.c.worker.is_(None) if worker is None else jobs.c.worker == worker)
-        return where
+        A closed job keeps the worker that ran it last (for operators); a rescheduled one is free.
+        """
+        if not changes:
+            return
+        rows = [
+            {
+                "job_id": c.job_id,
+                "new_status": c.status.value,
+                "new_run_at": c.run_at,
+                "new_attempts": c.attempts,
+                "new_last_status": c.last_status,
+                "new_last_error": _truncate(c.last_error),
+                "new_attempted_at": c.attempted_at,
+                "new_finished_at": c.finished_at,
+                "new_worker": None if c.status is JobStatus.PENDING else worker,
+            }
+            for c in changes
+        ]
+        await self._conn.execute(_SETTLE, rows)
 
     async def get(self, job_id: str) -> Job | None:
         row = (await self._conn.execute(sa.select(jobs).where(jobs.c.id == job_id))).first()
