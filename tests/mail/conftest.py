@@ -8,10 +8,11 @@ import os
 import secrets
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -36,6 +37,15 @@ def wait_for_email(client: httpx.Client, search: str, *, count: int = 1, timeout
         time.sleep(0.1)
 
 
+T = TypeVar("T")
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` in a thread of its own: safe whatever loop the test's thread has."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 @contextmanager
 def fresh_database(backend: str, workdir: Path) -> Iterator[str]:
     """A database URL of its own: a new SQLite file, or a new PostgreSQL database dropped after."""
@@ -45,11 +55,11 @@ def fresh_database(backend: str, workdir: Path) -> Iterator[str]:
     base = urlsplit(postgres_url())
     admin = urlunsplit(base._replace(path="/postgres"))
     name = f"caja_mail_{secrets.token_hex(4)}"
-    asyncio.run(pg_database._run("create", admin, name))
+    run_async(pg_database._run("create", admin, name))
     try:
         yield urlunsplit(base._replace(path=f"/{name}"))
     finally:
-        asyncio.run(pg_database._run("drop", admin, name))
+        run_async(pg_database._run("drop", admin, name))
 
 
 @contextmanager

@@ -3,7 +3,6 @@ received by the built-in catcher (or a real STARTTLS + AUTH server), read back o
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import smtplib
 import time
@@ -25,7 +24,7 @@ from caja.store.uow import UnitOfWork, UnitOfWorkFactory
 from caja.web.emails import TEST_MESSAGE, templates
 from tests.checks import assert_error_envelope
 from tests.conftest import BACKENDS, AccountKeys, Server
-from tests.mail.conftest import wait_for_email
+from tests.mail.conftest import run_async, wait_for_email
 from tests.tools.smtp import TestSmtpServer
 
 PAID_AT = 1_795_000_000
@@ -68,7 +67,7 @@ def in_unit(server: Server, work: Callable[[UnitOfWork, Tenant], Awaitable[T]]) 
         finally:
             await database.dispose()
 
-    return asyncio.run(run())
+    return run_async(run())
 
 
 def now_ms() -> int:
@@ -339,7 +338,7 @@ def _wait_job(
 ) -> tuple[Job, list[Attempt]]:
     deadline = time.monotonic() + timeout
     while True:
-        job, attempts = asyncio.run(job_and_attempts(database_url, job_id))
+        job, attempts = run_async(job_and_attempts(database_url, job_id))
         if job is not None and job.status == status:
             return job, attempts
         if time.monotonic() > deadline:
@@ -361,7 +360,7 @@ def test_with_nowhere_to_send_the_job_waits_and_retries(
         job_id = client.post("/_caja/emails", json={"to": unique_address("espera")}).json()["id"]
         deadline = time.monotonic() + 20
         while True:
-            job, attempts = asyncio.run(job_and_attempts(server.database_url, job_id))
+            job, attempts = run_async(job_and_attempts(server.database_url, job_id))
             if len(attempts) >= 3:
                 break
             assert time.monotonic() < deadline, attempts
