@@ -70,15 +70,21 @@ class World:
     public_key: str
 
     async def webhook(
-        self, url: str, *, synchronous: bool = False, status: str = WebhookStatus.LISTENING.value
+        self,
+        url: str,
+        *,
+        synchronous: bool = False,
+        status: str = WebhookStatus.LISTENING.value,
+        tenant: Tenant | None = None,
     ) -> Hook:
+        tenant = tenant or self.tenant
         hook_id = ids.new_hex_id()
         secret = new_signing_secret()
         now = self.clock.now()
         row = {
             "id": hook_id,
-            "account_id": self.tenant.account_id,
-            "livemode": self.tenant.livemode,
+            "account_id": tenant.account_id,
+            "livemode": tenant.livemode,
             "url": url,
             "description": None,
             "subscribed_events": [],
@@ -92,7 +98,7 @@ class World:
             "deleted_at": None,
         }
         await self.database.run_sync(lambda c: c.execute(webhooks.insert(), row))
-        return Hook(hook_id, url, secret, self.tenant)
+        return Hook(hook_id, url, secret, tenant)
 
     def job(self, hook: Hook, event_type: str = "customer.created", **data: Any) -> NewJob:
         event_id = ids.new_hex_id()

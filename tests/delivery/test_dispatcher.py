@@ -10,6 +10,7 @@ import time
 import sqlalchemy as sa
 
 from caja.domain.jobs import JobStatus
+from caja.domain.tenancy import Tenant
 from caja.domain.webhooks import WebhookStatus
 from caja.store.tables import events
 from tests.delivery.conftest import World
@@ -318,3 +319,25 @@ async def test_two_dispatchers_on_one_database_deliver_each_job_once(
     ids = [r.headers["webhook-id"] for r in receiver.requests]
     assert len(ids) == 200 and set(ids) == {j.event_id for j in jobs}
     assert first.finished > 0 and second.finished > 0
+
+
+async def test_live_webhooks_never_reach_private_addresses(world: World, receiver: Receiver) -> None:
+    """A live webhook whose name resolves to a private address (here ``localhost``) gets nothing;
+    the same endpoint in test mode is delivered to, through the same dispatcher."""
+    live_tenant = Tenant(world.tenant.account_id, livemode=True)
+    live = await world.webhook(f"http://localhost:{receiver.port}/live", tenant=live_tenant)
+    test = await world.webhook(f"http://localhost:{receiver.port}/test")
+    live_job, test_job = world.job(live), world.job(test)
+    dispatcher = world.dispatcher(retry_schedule=(0,))
+    await dispatcher.start()
+    try:
+        await world.enqueue(live_job, test_job)
+        await wait_job(world, test_job.id, JobStatus.SUCCEEDED)
+        await wait_job(world, live_job.id, JobStatus.FAILED)
+    finally:
+        await dispatcher.stop()
+    assert receiver.to("/live") == [] and len(receiver.to("/test")) == 1
+    async with world.uow() as tx:
+        (attempt,) = await tx.jobs.attempts(live_job.id)
+    assert attempt.http_status is None and attempt.error is not None
+    assert "non-public address" in attempt.error

@@ -124,6 +124,7 @@ class ApprovalClient:
                 headers,
                 timeout=max(deadline - time.monotonic(), 0.001),
                 started_at_ms=started_ms,
+                public_only=target.livemode,
             )
         except TimeoutError:
             failure = ApprovalFailure(

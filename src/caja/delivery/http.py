@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
 from caja import __version__
 from caja.domain.jobs import RESPONSE_BODY_LIMIT
+from caja.domain.webhooks import ip_literal, is_public_address
 
 USER_AGENT = f"Caja-Webhooks/{__version__}"
 
@@ -53,11 +57,15 @@ async def post(
     timeout: float,  # noqa: ASYNC109 - a budget for the whole exchange, enforced inside
     started_at_ms: int,
     read_limit: int = RESPONSE_BODY_LIMIT,
+    public_only: bool = False,
 ) -> Exchange:
     """POST ``body`` and read at most ``read_limit`` bytes of the answer, all within ``timeout`` seconds.
 
     Never raises for network trouble: a timeout, a refused connection or a reset is an Exchange
-    with ``error`` set and no status.
+    with ``error`` set and no status. ``public_only`` (live mode) resolves the host first and
+    refuses to send anywhere but public addresses, then connects to the address it checked (the
+    URL's name still goes in ``Host`` and in TLS's SNI and certificate check), so a name that
+    resolves to a private address, now or by rebinding later, never reaches Caja's own network.
     """
     request_headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers}
     started = time.monotonic()
@@ -74,8 +82,21 @@ async def post(
 
     try:
         async with asyncio.timeout(timeout):
+            target: str = url
+            extensions: dict[str, Any] = {}
+            if public_only:
+                pinned = await _pin_public(url)
+                if isinstance(pinned, str):
+                    return done(error=pinned)
+                target, host_header, extensions = pinned
+                request_headers = {**request_headers, "Host": host_header}
             request = client.build_request(
-                "POST", url, content=body, headers=request_headers, timeout=httpx.Timeout(timeout)
+                "POST",
+                target,
+                content=body,
+                headers=request_headers,
+                timeout=httpx.Timeout(timeout),
+                extensions=extensions,
             )
             response = await client.send(request, stream=True)
             try:
@@ -99,3 +120,29 @@ async def post(
         response_headers=dict(response.headers.items()),
         response_body=bytes(received[:read_limit]),
     )
+
+
+async def _pin_public(url: str) -> tuple[str, str, dict[str, Any]] | str:
+    """(URL with the checked address for its host, the Host header, request extensions) or why not."""
+    parsed = httpx.URL(url)
+    host = parsed.host
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    literal = ip_literal(host)
+    if literal is not None:
+        addresses = [literal]
+    else:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            return f"cannot resolve {host}: {exc}"[:500]
+        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    if not addresses:
+        return f"{host} resolves to no address"
+    for address in addresses:
+        if not is_public_address(address):
+            return (
+                f"refused: {host} resolves to a non-public address ({address}); live webhooks must be public"
+            )
+    host_header = parsed.netloc.decode("ascii").rpartition("@")[2]
+    extensions: dict[str, Any] = {"sni_hostname": host} if parsed.scheme == "https" else {}
+    return str(parsed.copy_with(host=str(addresses[0]))), host_header, extensions

@@ -161,6 +161,7 @@ class WebhookDelivery:
             headers,
             timeout=self._timeout,
             started_at_ms=self._clock.now_ms(),
+            public_only=target.livemode,
         )
         verdict = classify(exchange.status)
         # Seen listening and not failing within the last second (and this process forgets that
