@@ -163,9 +163,11 @@ def table(data: dict) -> str:
                     lines.append(f"  {key} {phase}: {sample[:300]}")
     else:
         lines.append("Every measured request answered 2xx (no socket errors, no timeouts).")
-    log_errors = {k: r["server_log_errors"] for k, r in data["results"].items() if r.get("server_log_errors")}
-    if log_errors:
-        lines.append(f"Server logs with error lines: {log_errors}")
+    for key, result in data["results"].items():
+        if result.get("server_log_errors"):
+            lines.append(f"{key}: {result['server_log_errors']} error lines in {result['server_log']}:")
+            for kind, n in (result.get("server_log_error_kinds") or {}).items():
+                lines.append(f"  {n} × {kind}")
     lines.append("")
     return "\n".join(lines)
 
@@ -209,6 +211,48 @@ def _md_cpu(data: dict) -> list[str]:
     return out
 
 
+def other_loads(data: dict) -> list[float]:
+    return [
+        run["other_pct"]
+        for result in data["results"].values()
+        for phase in ("create", "read")
+        for run in result[phase].get("runs", [])
+        if "other_pct" in run
+    ]
+
+
+def _md_contention(data: dict) -> list[str]:
+    loads = sorted(other_loads(data))
+    if not loads or loads[len(loads) // 2] < 20:
+        return []
+    median = loads[len(loads) // 2]
+    return [
+        f"> **This run shared the machine with other work**: during the measurements, other processes "
+        f"used {loads[0]:.0f}–{loads[-1]:.0f}% of the machine (median {median:.0f}%), so the servers "
+        "got only part of their core and every absolute figure here is pessimistic and noisy. Ratios "
+        "between servers are fairer (the servers take turns through the same load), and the "
+        "*per server CPU-second* column shows the figures with the stolen time taken out. Rerun on a "
+        "quiet machine for figures to quote.",
+        "",
+    ]
+
+
+def _md_server_logs(data: dict) -> list[str]:
+    out = []
+    for key, result in data["results"].items():
+        if result.get("server_log_errors"):
+            kinds = "; ".join(
+                f"{n} × `{kind}`" for kind, n in (result.get("server_log_error_kinds") or {}).items()
+            )
+            out.append(
+                f"- {label(key)}: {result['server_log_errors']} error-level log lines"
+                + (f" ({kinds})" if kinds else "")
+            )
+    if out:
+        out = ["The servers' logs (in `bench/results/logs/`) had error-level lines:", "", *out, ""]
+    return out
+
+
 def _md_checks(data: dict) -> list[str]:
     out = [
         "| Figure | Measured | Per server CPU-second | Target | |",
@@ -247,6 +291,7 @@ def markdown(data: dict, source: Path) -> str:
         "the peer, [localstripe](https://github.com/adrienverge/localstripe), measured in the same run "
         "on the same machine with the same load generator.",
         "",
+        *_md_contention(data),
         "## Against the targets",
         "",
         *_md_checks(data),
@@ -280,6 +325,7 @@ def markdown(data: dict, source: Path) -> str:
             "loading each server.",
             "",
         ]
+    lines += _md_server_logs(data)
     for key, result in res.items():
         if key == "localstripe":
             size = result.get("store_pickle_bytes")
@@ -396,9 +442,11 @@ def markdown(data: dict, source: Path) -> str:
         "",
         "```sh",
         ". .venv/bin/activate",
-        "python bench/run.py                 # everything; seeds the 1M databases the first time",
-        "python bench/run.py --quick         # 5 s measurements, no 1M stage",
-        "python bench/run.py --write-docs    # and regenerate this page from the run's JSON",
+        "python bench/run.py --caja-ref HEAD --write-docs   # what made this page (~7 min, plus ~4 min",
+        "                                                   # of seeding the first time)",
+        "python bench/run.py                 # the working tree instead of a commit, no docs",
+        "python bench/run.py --quick         # one 5 s round per server, no 1M stage",
+        "python bench/run.py --seed-only     # just make the seeded databases",
         "python bench/run.py --from-json bench/results/latest.json --write-docs   # re-render only",
         "```",
         "",

@@ -172,10 +172,22 @@ def caja_server(name: str, database_url: str, options: Options, ready_timeout: f
     return base, server(name, command, f"{base}/ready", {}, options, ready_timeout, pg_database, env)
 
 
-def server_log_errors(path: Path) -> int:
-    """Lines a server logged at error level or worse, and tracebacks."""
-    pattern = re.compile(r'"level":\s*"(error|critical|exception)"|Traceback|\bERROR\b|\bCRITICAL\b')
-    return sum(1 for line in path.read_text(errors="replace").splitlines() if pattern.search(line))
+def server_log_errors(path: Path) -> tuple[int, dict[str, int]]:
+    """Lines a server logged at error level or worse (and tracebacks), and how many of each kind."""
+    pattern = re.compile(r'"level":\s*"(error|critical|exception)"|^Traceback|\bERROR\b|\bCRITICAL\b')
+    count = 0
+    kinds: dict[str, int] = {}
+    for line in path.read_text(errors="replace").splitlines():
+        if not pattern.search(line):
+            continue
+        count += 1
+        try:
+            entry = json.loads(line)
+            kind = " ".join(str(entry.get(k)) for k in ("event", "exc_type", "path") if entry.get(k))
+        except ValueError:
+            kind = line.strip()[:160]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return count, kinds
 
 
 # --------------------------------------------------------------------------------------------
@@ -651,7 +663,7 @@ def run_targets(
         for t in targets:
             t.finish()
     for t in targets:
-        t.result["server_log_errors"] = server_log_errors(t.proc.log_path)
+        t.result["server_log_errors"], t.result["server_log_error_kinds"] = server_log_errors(t.proc.log_path)
     return {t.name: t.result for t in targets}
 
 
