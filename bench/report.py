@@ -250,6 +250,14 @@ def _md_server_logs(data: dict) -> list[str]:
             )
     if out:
         out = ["The servers' logs (in `bench/results/logs/`) had error-level lines:", "", *out, ""]
+        if any("ClientDisconnect" in line for line in out):
+            out += [
+                "`ClientDisconnect`: requests still in flight when wrk stopped at the end of a "
+                "measurement and closed its connections. They are not failed benchmark requests, but "
+                "Caja treats a client going away as an unhandled error (a 500 and a logged traceback) "
+                "rather than dropping the request quietly.",
+                "",
+            ]
     return out
 
 

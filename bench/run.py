@@ -185,7 +185,7 @@ def server_log_errors(path: Path) -> tuple[int, dict[str, int]]:
             entry = json.loads(line)
             kind = " ".join(str(entry.get(k)) for k in ("event", "exc_type", "path") if entry.get(k))
         except ValueError:
-            kind = line.strip()[:160]
+            kind = re.sub(r"^\d{4}-\d\d-\d\d[ T][\d:.,]+\s*", "", line.strip())[:160]
         kinds[kind] = kinds.get(kind, 0) + 1
     return count, kinds
 
