@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from caja.api.responses import ConektaJSON
@@ -149,6 +150,11 @@ def install(app: FastAPI) -> None:
             request, RequestError([ErrorDetail("conekta.errors.request.invalid", detail, detail, detail)])
         )
 
+    async def on_client_gone(request: Request, exc: Exception) -> Response:
+        # The client hung up while sending its body: nobody is left to answer, nothing was done.
+        log.debug("client_disconnected", path=request.url.path)
+        return Response(status_code=499)
+
     async def on_unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled_error", path=request.url.path, exc_type=type(exc).__name__)
         return render(request, InternalError.general())
@@ -156,4 +162,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(CajaError, on_caja_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(ClientDisconnect, on_client_gone)
     app.add_exception_handler(Exception, on_unexpected)
