@@ -5,10 +5,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from caja.config import DeliverySettings
 from caja.delivery.dispatcher import Dispatcher
@@ -20,11 +22,14 @@ from caja.domain.jobs import JOB_ID_PREFIX, JobKind
 from caja.domain.tenancy import Tenant
 from caja.domain.webhooks import WebhookStatus
 from caja.services import accounts
+from caja.store import migrate
 from caja.store.db import Database
 from caja.store.jobs import NewJob
 from caja.store.tables import webhook_keys, webhooks
 from caja.store.uow import UnitOfWorkFactory
-from tests.service.conftest import database, uow  # noqa: F401 - fixtures on both backends
+from tests.conftest import BACKENDS, postgres_url
+from tests.reliability.conftest import pg_admin, pg_admin_url
+from tests.service.conftest import _empty_postgres
 from tests.tools.receiver import Receiver
 
 # Short, jitter-free schedules: tests never sleep through real minutes.
@@ -141,6 +146,39 @@ class World:
         )
 
 
+@pytest.fixture(scope="session")
+def delivery_postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of these tests' own: a dispatcher claims any due job of its database,
+    so one left running by another suite (a ``caja serve`` fixture) must not share it."""
+    admin, base = pg_admin_url(postgres_url())
+    name = f"{base}_delivery_{secrets.token_hex(4)}"[:60]
+    pg_admin("create", admin, name)
+    try:
+        yield make_url(postgres_url()).set(database=name).render_as_string(hide_password=False)
+    finally:
+        pg_admin("drop", admin, name)
+
+
+@pytest.fixture(params=BACKENDS)
+async def database(
+    request: pytest.FixtureRequest, tmp_path: Path, delivery_postgres_url: str
+) -> AsyncIterator[Database]:
+    if request.param == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'caja.db'}")
+        await migrate.upgrade(database)
+    else:
+        database = await _empty_postgres(delivery_postgres_url)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+@pytest.fixture
+def uow(database: Database) -> UnitOfWorkFactory:
+    return UnitOfWorkFactory(database)
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     server = Receiver().start()
@@ -151,7 +189,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-async def world(uow: UnitOfWorkFactory, database: Database) -> AsyncIterator[World]:  # noqa: F811
+async def world(uow: UnitOfWorkFactory, database: Database) -> AsyncIterator[World]:
     clock = SystemClock()
     issued = await accounts.create_account(uow, clock, "Comercio")
     tenant = Tenant(issued.account.id, livemode=False)

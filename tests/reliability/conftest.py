@@ -78,7 +78,8 @@ def pg_admin(action: str, admin_url: str, name: str) -> None:
     )
 
 
-def _admin(url: str) -> tuple[str, str]:
+def pg_admin_url(url: str) -> tuple[str, str]:
+    """(the server's admin URL, the database's name) for a PostgreSQL database URL."""
     parsed = make_url(url)
     return parsed.set(database="postgres").render_as_string(hide_password=False), parsed.database or ""
 
@@ -107,7 +108,7 @@ def _deployment(backend: str, tmp_path: Path) -> Iterator[Deployment]:
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path / 'caja.db'}"
     else:
-        admin, base = _admin(postgres_url())
+        admin, base = pg_admin_url(postgres_url())
         name = f"{base}_{secrets.token_hex(4)}"[:60]
         pg_admin("create", admin, name)
         url = make_url(postgres_url()).set(database=name).render_as_string(hide_password=False)
@@ -118,7 +119,7 @@ def _deployment(backend: str, tmp_path: Path) -> Iterator[Deployment]:
     finally:
         deployment.stop_all()
         if dropped is not None:
-            admin, _ = _admin(postgres_url())
+            admin, _ = pg_admin_url(postgres_url())
             pg_admin("drop", admin, dropped)
 
 

@@ -143,10 +143,16 @@ class Dispatcher:
         self._loop_task: asyncio.Task[None] | None = None
         # Claimed jobs not yet finished, by id; those waiting their turn, by concurrency key.
         self._held: dict[str, Job] = {}
-        self._held_per_key: dict[str, int] = {}
+        # Claimed jobs not yet attempted or still attempting, per key and in all: what claims count.
+        self._unfinished_per_key: dict[str, int] = {}
+        self._unfinished = 0
         self._queued: dict[str, deque[Job]] = {}
+        # Tasks of started jobs (attempting, or recording their attempt), by job id.
         self._running: dict[str, asyncio.Task[None]] = {}
-        self._running_per_key: dict[str, int] = {}
+        # Jobs whose attempt is under way: what the concurrency bounds count. An attempt that is
+        # over no longer occupies its endpoint while it is being recorded.
+        self._attempting = 0
+        self._attempting_per_key: dict[str, int] = {}
         self._maybe_more = False
         self._records: list[_Record] = []
         self._records_waiting = asyncio.Event()
@@ -181,7 +187,12 @@ class Dispatcher:
         self._wake.set()
         loop_task, self._loop_task = self._loop_task, None
         await loop_task
-        self._queued.clear()  # claimed but not started: handed back below
+        # Claimed but not started: handed back below.
+        for queue in self._queued.values():
+            self._unfinished -= len(queue)
+            for job in queue:
+                _decrement(self._unfinished_per_key, job.concurrency_key)
+        self._queued.clear()
         if self._running:
             await asyncio.wait(list(self._running.values()), timeout=self._config.grace)
         for task in list(self._running.values()):
@@ -203,14 +214,13 @@ class Dispatcher:
             except Exception:
                 log.exception("dispatcher could not release its jobs; their leases will run out")
             self._held.clear()
-            self._held_per_key.clear()
         if self._on_stop is not None:
             await self._on_stop()
         log.info("dispatcher stopped", worker=self.worker_id, finished=self.finished)
 
     @property
     def in_flight(self) -> int:
-        return len(self._running)
+        return self._attempting
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -242,8 +252,11 @@ class Dispatcher:
                 await asyncio.wait_for(self._wake.wait(), timeout=config.poll_interval)
 
     def _room(self) -> int:
-        """How many more jobs this worker may hold (running, or claimed and waiting their turn)."""
-        return self._config.concurrency * PREFETCH - len(self._held)
+        """How many more jobs to claim: up to ``PREFETCH`` times the concurrency may be attempting
+        or waiting their turn (attempts being recorded do not count, unless they pile up)."""
+        if len(self._records) >= RECORD_BACKLOG:
+            return 0
+        return self._config.concurrency * PREFETCH - self._unfinished
 
     async def _claim(self) -> int:
         room = self._room()
@@ -265,15 +278,16 @@ class Dispatcher:
                 lease_until=now_ms + round(self._config.lease * 1000),
                 limit=room,
                 per_key=per_key,
-                busy=self._held_per_key,
+                busy=self._unfinished_per_key,
             )
         for job in jobs:
             key = job.concurrency_key
             self._held[job.id] = job
-            self._held_per_key[key] = self._held_per_key.get(key, 0) + 1
+            self._unfinished += 1
+            self._unfinished_per_key[key] = self._unfinished_per_key.get(key, 0) + 1
             self._queued.setdefault(key, deque()).append(job)
         # As many as asked, or endpoints at their bound: there may be more due right away.
-        self._maybe_more = len(jobs) >= room or any(n >= per_key for n in self._held_per_key.values())
+        self._maybe_more = len(jobs) >= room or any(n >= per_key for n in self._unfinished_per_key.values())
         self._start_ready()
         self.claimed += len(jobs)
         return len(jobs)
@@ -284,35 +298,47 @@ class Dispatcher:
             return
         for key in list(self._queued):
             queue = self._queued[key]
-            while queue and len(self._running) < self._config.concurrency:
-                if self._running_per_key.get(key, 0) >= self._config.per_endpoint:
+            while queue and self._attempting < self._config.concurrency:
+                if self._attempting_per_key.get(key, 0) >= self._config.per_endpoint:
                     break
                 self._spawn(queue.popleft())
             if not queue:
                 del self._queued[key]
-            if len(self._running) >= self._config.concurrency:
+            if self._attempting >= self._config.concurrency:
                 return
 
     def _spawn(self, job: Job) -> None:
         key = job.concurrency_key
-        self._running_per_key[key] = self._running_per_key.get(key, 0) + 1
-        task = asyncio.create_task(self._execute(job), name=f"job {job.id}")
+        self._attempting += 1
+        self._attempting_per_key[key] = self._attempting_per_key.get(key, 0) + 1
+        attempt_over = False
+
+        def end_attempt() -> None:
+            nonlocal attempt_over
+            if attempt_over:
+                return
+            attempt_over = True
+            self._attempting -= 1
+            _decrement(self._attempting_per_key, key)
+            self._unfinished -= 1
+            _decrement(self._unfinished_per_key, key)
+            self._start_ready()
+            # Claim more once this endpoint's prefetched jobs are used up, or half the room is free.
+            if self._maybe_more and (
+                self._unfinished_per_key.get(key, 0) <= self._config.per_endpoint
+                or self._unfinished <= self._config.concurrency
+            ):
+                self._wake.set()
+
+        task = asyncio.create_task(self._execute(job, end_attempt), name=f"job {job.id}")
         self._running[job.id] = task
 
         def done(task: asyncio.Task[None]) -> None:
             self._running.pop(job.id, None)
-            _decrement(self._running_per_key, key)
+            end_attempt()
             if not task.cancelled():
                 # Finished (recorded, or left to its lease): no longer ours to renew or release.
                 self._held.pop(job.id, None)
-                _decrement(self._held_per_key, key)
-            self._start_ready()
-            # Claim more once this endpoint's prefetched jobs are used up, or half the room is free.
-            if self._maybe_more and (
-                self._held_per_key.get(key, 0) <= self._config.per_endpoint
-                or len(self._held) <= self._config.concurrency
-            ):
-                self._wake.set()
 
         task.add_done_callback(done)
 
@@ -333,7 +359,7 @@ class Dispatcher:
 
     # -- one job ---------------------------------------------------------------------------------
 
-    async def _execute(self, job: Job) -> None:
+    async def _execute(self, job: Job, end_attempt: Callable[[], None]) -> None:
         entry = self._registry.get(job.kind)
         context = JobContext(attempt=job.attempts + 1, worker=self.worker_id)
         if entry is None:
@@ -362,6 +388,7 @@ class Dispatcher:
                     duration_ms=self._clock.now_ms() - started,
                     error=f"{type(exc).__name__}: {exc}"[:500],
                 )
+        end_attempt()  # the endpoint is free for the next job while this one is recorded
         record = _Record(job, context.attempt, outcome, policy, asyncio.get_running_loop().create_future())
         for delay in (0.05, 0.2, 1.0, 2.0, None):
             self._records.append(record)
@@ -386,7 +413,7 @@ class Dispatcher:
         while True:
             await self._records_waiting.wait()
             self._records_waiting.clear()
-            if len(self._records) < len(self._running) // 4 and not self._recorder_closing:
+            if len(self._records) < self._attempting // 4 and not self._recorder_closing:
                 # Others are about to finish: a few milliseconds buy one transaction for all.
                 await asyncio.sleep(RECORD_GATHER)
             while self._records:
@@ -484,6 +511,8 @@ class Dispatcher:
 
 RECORD_BATCH = 200
 RECORD_GATHER = 0.003
+# Attempts waiting to be recorded beyond which a worker stops claiming (the database is slow).
+RECORD_BACKLOG = 400
 # A worker holds up to this many times its concurrency (per endpoint too): the next jobs are
 # already claimed when one finishes, and claims come in batches rather than one by one.
 PREFETCH = 2
