@@ -11,6 +11,7 @@ from caja.delivery.keyring import SecretBox, load_secret_box
 from caja.delivery.mail import EmailDelivery, Mailer
 from caja.delivery.mail_catcher import MailCatcher
 from caja.delivery.runtime import build_dispatcher, new_registry
+from caja.delivery.wakeups import PgWakeups
 from caja.domain.clock import Clock, SystemClock
 from caja.domain.jobs import JobKind
 from caja.services.accounts import KeyResolver
@@ -33,6 +34,7 @@ class Container:
     handlers: HandlerRegistry | None = None
     # The outbox dispatcher, when this process runs one (settings.delivery.dispatcher).
     dispatcher: Dispatcher | None = None
+    wakeups: PgWakeups | None = None
     _approvals: ApprovalClient | None = None
     # ``caja serve`` runs the sandbox's mail catcher (settings.mail.catcher); workers do not.
     run_mail_catcher: bool = False
@@ -69,13 +71,23 @@ class Container:
             self._approvals = ApprovalClient(
                 self.uow, self.clock, self._secret_box, budget=delivery.approval_timeout
             )
+        if not self.database.is_sqlite and self.wakeups is None:
+            # Other processes' dispatchers (caja worker) hear of jobs this one commits at once.
+            self.wakeups = PgWakeups(self.database.url)
+            self.uow.add_commit_listener(self.wakeups.notify_soon)
         if delivery.dispatcher and self.dispatcher is None:
             self.dispatcher = build_dispatcher(
                 self.uow, self.clock, self._secret_box, delivery, registry=self.handlers
             )
             await self.dispatcher.start()
+            if self.wakeups is not None:
+                await self.wakeups.listen(self.dispatcher.wake)
 
     async def close(self) -> None:
+        if self.wakeups is not None:
+            self.uow.remove_commit_listener(self.wakeups.notify_soon)
+            await self.wakeups.close()
+            self.wakeups = None
         if self.dispatcher is not None:
             await self.dispatcher.stop()
             self.dispatcher = None

@@ -104,3 +104,31 @@ async def test_three_workers_deliver_ten_thousand_events_once_each(pg_deployment
     print(
         f"\n{WORKERS} workers delivered {EVENTS} events in {took:.1f} s ({EVENTS / took:.0f}/s), none twice"
     )
+
+
+def test_a_separate_worker_hears_of_new_jobs_at_once(pg_deployment: Deployment) -> None:
+    """``caja serve --no-dispatcher`` commits, a ``caja worker`` that polls only every 5 s delivers
+    within a fraction of a second: PostgreSQL's NOTIFY wakes it."""
+    deployment = pg_deployment
+    deployment.env["CAJA_DISPATCHER_POLL_INTERVAL"] = "5"
+    receiver = Receiver().start()
+    try:
+        deployment.serve("--no-dispatcher")
+        deployment.worker()
+        with deployment.http() as http:
+            assert http.post("/webhooks", json={"url": receiver.url("/hook")}).status_code == 200
+            wait_until(lambda: len(receiver.requests) >= 1, 30, "the worker's first delivery")
+            time.sleep(6)  # past the worker's start-up poll: from here only a notification is fast
+            latencies = []
+            for i in range(10):
+                seen = len(receiver.requests)
+                started = time.monotonic()
+                answer = http.post("/customers", json={"name": f"Cliente {i}", "email": f"c{i}@example.com"})
+                assert answer.status_code == 200, answer.text
+                wait_until(lambda seen=seen: len(receiver.requests) > seen, 10, "a delivery")
+                latencies.append(receiver.requests[-1].at - started)
+    finally:
+        receiver.stop()
+    latencies.sort()
+    assert latencies[len(latencies) // 2] < 1.0, latencies
+    print(f"\ncommit (API answer) to delivery by a separate worker: median {latencies[5] * 1000:.0f} ms")

@@ -33,14 +33,14 @@ class UnitOfWork:
         database: Database,
         *,
         write: bool,
-        notify: bool = True,
+        notify: bool = False,
         on_commit: tuple[Callable[[], None], ...] = (),
     ) -> None:
         self._database = database
         self._write = write
         self._unit: AbstractAsyncContextManager[Conn] | None = None
-        # Whether committing this write unit wakes the commit listeners (the dispatcher): it may
-        # have enqueued jobs. The dispatcher's own bookkeeping units turn it off.
+        # A write unit that enqueued jobs (``tx.jobs.enqueue``, which the event fan-out uses) wakes
+        # the commit listeners (dispatchers) once it has committed; ``notify`` forces that.
         self.notify = notify
         self._on_commit = on_commit
 
@@ -90,11 +90,11 @@ class UnitOfWorkFactory:
         self.database = database
         self._on_commit: tuple[Callable[[], None], ...] = ()
 
-    def __call__(self, *, write: bool = False, notify: bool = True) -> UnitOfWork:
+    def __call__(self, *, write: bool = False, notify: bool = False) -> UnitOfWork:
         return UnitOfWork(self.database, write=write, notify=notify, on_commit=self._on_commit)
 
     def add_commit_listener(self, callback: Callable[[], None]) -> None:
-        """Call ``callback()`` after each write unit commits (cheap and synchronous: it sets a flag).
+        """Call ``callback()`` after each write unit that enqueued jobs commits (cheap, synchronous).
 
         The dispatcher listens, so jobs enqueued by this process start within milliseconds
         instead of at its next poll.
