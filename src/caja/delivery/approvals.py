@@ -166,7 +166,7 @@ class ApprovalClient:
                     f"{result.reason.value}: {result.detail}" if isinstance(result, ApprovalFailure) else None
                 )
                 started = exchange.started_at_ms if exchange is not None else now_ms
-                await tx.jobs.enqueue(
+                await tx.jobs.log_finished(
                     NewJob(
                         id=job_id,
                         kind=JobKind.APPROVAL.value,
@@ -202,4 +202,3 @@ class ApprovalClient:
                         else None,
                     )
                 )
-        # Enqueued rows are finished already: nothing for a dispatcher to wake up for.

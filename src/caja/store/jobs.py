@@ -110,6 +110,15 @@ class JobRepository:
         return self._conn.dialect.name == "postgresql"
 
     async def enqueue(self, *new_jobs: NewJob) -> None:
+        """Add jobs; once the unit commits, dispatchers are woken to run the due ones."""
+        await self._insert(new_jobs)
+        self.enqueued += len(new_jobs)
+
+    async def log_finished(self, *finished: NewJob) -> None:
+        """Add jobs that already ran (approval calls): kept for the record, nothing to wake for."""
+        await self._insert(finished)
+
+    async def _insert(self, new_jobs: tuple[NewJob, ...]) -> None:
         if not new_jobs:
             return
         rows = [
@@ -135,7 +144,6 @@ class JobRepository:
             for j in new_jobs
         ]
         await self._conn.execute(jobs.insert(), rows)
-        self.enqueued += len(rows)
 
     async def any_due(self, now_ms: int) -> bool:
         """A cheap look before taking the write lock to claim."""
