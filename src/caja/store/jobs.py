@@ -221,11 +221,12 @@ class JobRepository:
         """The heartbeat: a live worker keeps its running jobs' leases from running out."""
         if not job_ids:
             return 0
-        stmt = (
-            jobs.update()
-            .where(jobs.c.id.in_(list(job_ids)), jobs.c.worker == worker, jobs.c.status == _RUNNING)
-            .values(lease_until=lease_until)
-        )
+        mine = sa.and_(jobs.c.id.in_(list(job_ids)), jobs.c.worker == worker, jobs.c.status == _RUNNING)
+        if self._postgres:
+            # Rows locked in id order, like ``held``: the heartbeat and the recorder never deadlock.
+            locked = sa.select(jobs.c.seq).where(mine).order_by(jobs.c.id).with_for_update()
+            mine = jobs.c.seq.in_(locked.scalar_subquery())
+        stmt = jobs.update().where(mine).values(lease_until=lease_until)
         return int((await self._conn.execute(stmt)).rowcount)
 
     async def reclaim_expired(self, now_ms: int) -> int:
@@ -285,6 +286,7 @@ class JobRepository:
         query = (
             sa.select(jobs.c.id)
             .where(jobs.c.id.in_(list(job_ids)), jobs.c.worker == worker, jobs.c.status == _RUNNING)
+            .order_by(jobs.c.id)
             .with_for_update()
         )
         return {str(row.id) for row in (await self._conn.execute(query)).all()}
