@@ -351,6 +351,10 @@ class Dispatcher:
 
     async def _reclaim(self) -> None:
         now_ms = self._clock.now_ms()
+        if self._is_sqlite:
+            async with self._uow() as tx:
+                if not await tx.jobs.any_expired(now_ms):
+                    return
         async with self._uow(write=True, notify=False) as tx:
             reclaimed = await tx.jobs.reclaim_expired(now_ms)
         if reclaimed:

@@ -155,6 +155,11 @@ class JobRepository:
         )
         return (await self._conn.execute(query)).first() is not None
 
+    async def any_expired(self, now_ms: int) -> bool:
+        """A cheap look for running jobs whose lease ran out, before taking the write lock."""
+        query = sa.select(jobs.c.seq).where(jobs.c.status == _RUNNING, jobs.c.lease_until < now_ms).limit(1)
+        return (await self._conn.execute(query)).first() is not None
+
     async def claim(
         self,
         *,
