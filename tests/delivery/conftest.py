@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from caja.config import DeliverySettings
 from caja.delivery.dispatcher import Dispatcher
@@ -28,8 +27,8 @@ from caja.store.jobs import NewJob
 from caja.store.tables import webhook_keys, webhooks
 from caja.store.uow import UnitOfWorkFactory
 from tests.conftest import BACKENDS, postgres_url
-from tests.reliability.conftest import pg_admin, pg_admin_url
 from tests.service.conftest import _empty_postgres
+from tests.tools.databases import pg_admin, pg_admin_url, sibling_url
 from tests.tools.receiver import Receiver
 
 # Short, jitter-free schedules: tests never sleep through real minutes.
@@ -154,7 +153,7 @@ def delivery_postgres_url() -> Iterator[str]:
     name = f"{base}_delivery_{secrets.token_hex(4)}"[:60]
     pg_admin("create", admin, name)
     try:
-        yield make_url(postgres_url()).set(database=name).render_as_string(hide_password=False)
+        yield sibling_url(postgres_url(), name)
     finally:
         pg_admin("drop", admin, name)
 

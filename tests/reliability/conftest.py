@@ -6,7 +6,6 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,9 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
 from tests.conftest import CAJA, free_port, postgres_url, wait_ready
+from tests.tools.databases import pg_admin, pg_admin_url, sibling_url
 
 
 @dataclass
@@ -72,18 +71,6 @@ class Deployment:
         return path.read_text(errors="replace")[-5000:] if path.exists() else ""
 
 
-def pg_admin(action: str, admin_url: str, name: str) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "tests.tools.pg_database", action, admin_url, name], check=True, timeout=60
-    )
-
-
-def pg_admin_url(url: str) -> tuple[str, str]:
-    """(the server's admin URL, the database's name) for a PostgreSQL database URL."""
-    parsed = make_url(url)
-    return parsed.set(database="postgres").render_as_string(hide_password=False), parsed.database or ""
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployment]:
     yield from _deployment(request.param, tmp_path)
@@ -111,7 +98,7 @@ def _deployment(backend: str, tmp_path: Path) -> Iterator[Deployment]:
         admin, base = pg_admin_url(postgres_url())
         name = f"{base}_{secrets.token_hex(4)}"[:60]
         pg_admin("create", admin, name)
-        url = make_url(postgres_url()).set(database=name).render_as_string(hide_password=False)
+        url = sibling_url(postgres_url(), name)
         dropped = name
     deployment = Deployment(backend, url, tmp_path, env)
     try:
