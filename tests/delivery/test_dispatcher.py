@@ -6,6 +6,8 @@ import asyncio
 import json
 import statistics
 import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import sqlalchemy as sa
 
@@ -15,7 +17,7 @@ from caja.domain.webhooks import WebhookStatus
 from caja.store.tables import events
 from tests.delivery.conftest import World
 from tests.delivery.verify import verify_both
-from tests.tools.receiver import Receiver, Reply, always
+from tests.tools.receiver import Received, Receiver, Reply, always
 
 
 async def wait_job(world: World, job_id: str, status: JobStatus, within: float = 10.0) -> None:
@@ -341,3 +343,42 @@ async def test_live_webhooks_never_reach_private_addresses(world: World, receive
         (attempt,) = await tx.jobs.attempts(live_job.id)
     assert attempt.http_status is None and attempt.error is not None
     assert "non-public address" in attempt.error
+
+
+async def test_retry_after_as_an_http_date(world: World, receiver: Receiver) -> None:
+    def busy_until_later(request: Received) -> Reply:
+        if request.nth > 1:
+            return Reply(200)
+        when = datetime.now(tz=UTC) + timedelta(seconds=2)
+        return Reply(429, headers={"Retry-After": format_datetime(when, usegmt=True)})
+
+    receiver.on("/date", busy_until_later)
+    hook = await world.webhook(receiver.url("/date"))
+    job = world.job(hook)
+    dispatcher = world.dispatcher()
+    await dispatcher.start()
+    try:
+        await world.enqueue(job)
+        await wait_job(world, job.id, JobStatus.SUCCEEDED)
+    finally:
+        await dispatcher.stop()
+    first, second = receiver.to("/date")
+    # An HTTP date has whole seconds: "in two seconds" is at least one second away.
+    assert second.at - first.at >= 0.95
+
+
+async def test_only_the_start_of_a_long_answer_is_kept(world: World, receiver: Receiver) -> None:
+    receiver.on("/chatty", always(Reply(200, b"x" * 20_000)))
+    hook = await world.webhook(receiver.url("/chatty"))
+    job = world.job(hook)
+    dispatcher = world.dispatcher()
+    await dispatcher.start()
+    try:
+        await world.enqueue(job)
+        await wait_job(world, job.id, JobStatus.SUCCEEDED)
+    finally:
+        await dispatcher.stop()
+    async with world.uow() as tx:
+        (attempt,) = await tx.jobs.attempts(job.id)
+    assert attempt.response_body == "x" * 4096
+    assert attempt.response_headers is not None and attempt.response_headers["content-length"] == "20000"
