@@ -96,7 +96,8 @@ async def test_timeout_is_a_typed_failure_within_the_budget(
     result = await approvals.request(world.tenant, LOOKUP, INBOUND)
     took = time.monotonic() - started
     assert isinstance(result, ApprovalFailure) and result.reason is ApprovalFailureReason.TIMEOUT
-    assert 1.9 <= took < 2.5, took
+    # The 2 s budget, plus logging the call; the receiver would have answered only after 3 s.
+    assert 1.9 <= took < 2.9, took
     async with world.uow() as tx:
         event_id = json.loads(receiver.to("/slow")[0].body)["id"]
         (job,) = await tx.jobs.for_event(event_id)

@@ -194,14 +194,15 @@ async def disabled_events(world: World) -> list[sa.Row[object]]:
 async def test_failing_longer_than_the_period_disables_the_webhook(world: World, receiver: Receiver) -> None:
     receiver.on("/failing", always(Reply(500)))
     hook = await world.webhook(receiver.url("/failing"))
-    dispatcher = world.dispatcher(retry_schedule=(0,) + (0.1,) * 30, disable_after=0.5)
+    dispatcher = world.dispatcher(retry_schedule=(0,) + (0.1,) * 40, disable_after=1.0)
     await dispatcher.start()
     try:
         await world.enqueue(world.job(hook))
         # Failing, but not for long yet: intermittent errors, the run of failures dated.
-        await receiver.wait_for(lambda: len(receiver.to("/failing")) >= 1)
-        await asyncio.sleep(0.1)
-        row = await world.webhook_row(hook)
+        deadline = time.monotonic() + 5
+        while (row := await world.webhook_row(hook)).status == WebhookStatus.LISTENING:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
         assert row.status == WebhookStatus.INTERMITTENT_ERRORS and row.failing_since is not None
         deadline = time.monotonic() + 5
         while (await world.webhook_row(hook)).status != WebhookStatus.DISABLED:
@@ -219,7 +220,7 @@ async def test_failing_longer_than_the_period_disables_the_webhook(world: World,
     disabled = await disabled_events(world)
     assert len(disabled) == 1 and disabled[0].data["object"]["id"] == hook.id
     elapsed = receiver.to("/failing")[-1].at - receiver.to("/failing")[0].at
-    assert elapsed >= 0.45
+    assert elapsed >= 0.95
 
 
 async def test_a_slow_endpoint_does_not_delay_a_fast_one(world: World, receiver: Receiver) -> None:
@@ -239,7 +240,8 @@ async def test_a_slow_endpoint_does_not_delay_a_fast_one(world: World, receiver:
         assert len(receiver.to("/slow")) <= 4  # two at a time, 1.5 s each
     finally:
         await dispatcher.stop()
-    assert took < 1.0, f"the fast endpoint waited {took:.2f} s behind the slow one"
+    # Behind a FIFO it would wait for three rounds of the slow endpoint (4.5 s).
+    assert took < 1.4, f"the fast endpoint waited {took:.2f} s behind the slow one"
 
 
 async def test_commits_wake_the_dispatcher_at_once(world: World, receiver: Receiver) -> None:
@@ -259,7 +261,7 @@ async def test_commits_wake_the_dispatcher_at_once(world: World, receiver: Recei
     finally:
         await dispatcher.stop()
     assert statistics.median(latencies) < 0.1, latencies
-    assert max(latencies) < 0.5, latencies
+    assert max(latencies) < 1.0, latencies  # never the 5 s poll
 
 
 async def test_jobs_of_a_dead_worker_are_delivered_after_its_lease(world: World, receiver: Receiver) -> None:

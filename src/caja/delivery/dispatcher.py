@@ -69,6 +69,8 @@ class AttemptOutcome:
     settle: Settle | None = None
     # Attempts recorded together whose settle shares a key settle once (e.g. "webhook X is fine").
     settle_key: object | None = None
+    # Runs once the attempt's transaction has committed (e.g. forget a cached webhook row).
+    after_commit: Callable[[], None] | None = None
 
     @classmethod
     def skip(cls, reason: str) -> AttemptOutcome:
@@ -511,6 +513,9 @@ class Dispatcher:
             for record, decision in settles:
                 assert record.outcome.settle is not None
                 await record.outcome.settle(tx, decision)
+        for record in batch:
+            if record.outcome.after_commit is not None:
+                record.outcome.after_commit()
 
 
 RECORD_BATCH = 200

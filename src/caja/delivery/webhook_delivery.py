@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from functools import partial
 from typing import Any, Protocol
 
 import httpx
@@ -192,6 +193,9 @@ class WebhookDelivery:
             settle=None if healthy_success else self._settler(target.id, verdict),
             # Successes to one webhook recorded together need its health touched once.
             settle_key=("listening", target.id) if verdict is Verdict.SUCCESS else None,
+            # A failure may have changed the webhook: read it afresh for the next job (also after
+            # the commit, in case a job read it between the change and the commit).
+            after_commit=None if verdict is Verdict.SUCCESS else partial(self._signer.forget, target.id),
         )
 
     def _settler(self, webhook_id: str, verdict: Verdict) -> Any:
