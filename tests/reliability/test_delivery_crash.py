@@ -34,8 +34,8 @@ def test_sigkill_during_delivery_loses_nothing(deployment: Deployment) -> None:
     receiver = Receiver().start()
     slow = threading.Event()
     slow.set()
-    # Slow at first, so the kill lands while most deliveries are still to come.
-    receiver.on("/hook", lambda _r: Reply(200, delay=0.05 if slow.is_set() else 0.0))
+    # Slow at first (about 40 a second), so the kill lands while most deliveries are still to come.
+    receiver.on("/hook", lambda _r: Reply(200, delay=0.2 if slow.is_set() else 0.0))
     try:
         server = deployment.serve()
         with deployment.http() as http:
