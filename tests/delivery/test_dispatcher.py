@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import statistics
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -233,21 +232,24 @@ async def test_a_slow_endpoint_does_not_delay_a_fast_one(world: World, receiver:
         # The slow endpoint's backlog is older: a plain FIFO would make the fast one wait for it.
         await world.enqueue(*[world.job(slow) for _ in range(20)])
         await asyncio.sleep(0.1)
-        started = time.monotonic()
         await world.enqueue(*[world.job(fast) for _ in range(20)])
         await receiver.wait_for(lambda: len(receiver.to("/fast")) == 20, within=5, what="the fast endpoint")
-        took = time.monotonic() - started
-        assert len(receiver.to("/slow")) <= 4  # two at a time, 1.5 s each
+        # Behind a FIFO the fast endpoint would wait for three rounds of the slow one; here all
+        # twenty arrived while the slow endpoint was still in its first round (two at a time).
+        assert len(receiver.to("/slow")) <= 4
     finally:
         await dispatcher.stop()
-    # Behind a FIFO it would wait for three rounds of the slow endpoint (4.5 s).
-    assert took < 1.4, f"the fast endpoint waited {took:.2f} s behind the slow one"
+    slow_replies = [r.at + 1.5 for r in receiver.to("/slow")]
+    assert receiver.to("/fast")[-1].at < sorted(slow_replies)[1], "the fast endpoint waited for the slow one"
+
+
+POLL = 5.0
 
 
 async def test_commits_wake_the_dispatcher_at_once(world: World, receiver: Receiver) -> None:
     hook = await world.webhook(receiver.url("/quick"))
     # A long poll interval: only the commit hook can make delivery fast.
-    dispatcher = world.dispatcher(poll_interval=5.0)
+    dispatcher = world.dispatcher(poll_interval=POLL)
     await dispatcher.start()
     latencies = []
     try:
@@ -260,8 +262,9 @@ async def test_commits_wake_the_dispatcher_at_once(world: World, receiver: Recei
             latencies.append(receiver.to("/quick")[-1].at - started)
     finally:
         await dispatcher.stop()
-    assert statistics.median(latencies) < 0.1, latencies
-    assert max(latencies) < 1.0, latencies  # never the 5 s poll
+    # Relative to the configured poll, not a speed: every job was delivered long before the
+    # dispatcher's next poll could have found it, so only the commit can have woken it.
+    assert max(latencies) < POLL / 2, latencies
 
 
 async def test_jobs_of_a_dead_worker_are_delivered_after_its_lease(world: World, receiver: Receiver) -> None:
@@ -298,7 +301,8 @@ async def test_stop_hands_back_running_jobs(world: World, receiver: Receiver) ->
     dispatcher._config = _replace(dispatcher._config, grace=0.2)
     started = time.monotonic()
     await dispatcher.stop()
-    assert time.monotonic() - started < 2
+    # Stopping did not wait for the stuck request (it answers only after 3 s).
+    assert time.monotonic() - started < 3.0
     async with world.uow() as tx:
         back = await tx.jobs.get(job.id)
     assert back is not None and back.status is JobStatus.PENDING and back.worker is None
@@ -384,3 +388,59 @@ async def test_only_the_start_of_a_long_answer_is_kept(world: World, receiver: R
         (attempt,) = await tx.jobs.attempts(job.id)
     assert attempt.response_body == "x" * 4096
     assert attempt.response_headers is not None and attempt.response_headers["content-length"] == "20000"
+
+
+async def test_a_claim_takes_deeper_from_endpoints_marked_deep(world: World, receiver: Receiver) -> None:
+    fast = await world.webhook(receiver.url("/fast"))
+    other = await world.webhook(receiver.url("/other"))
+    await world.enqueue(*[world.job(fast) for _ in range(10)], *[world.job(other) for _ in range(10)])
+    async with world.uow(write=True) as tx:
+        now_ms = world.clock.now_ms()
+        taken = await tx.jobs.claim(
+            now_ms=now_ms,
+            worker="w",
+            lease_until=now_ms + 30_000,
+            limit=20,
+            per_key=2,
+            busy={fast.id: 1},
+            deep={fast.id: 7},
+        )
+    per_hook = {hook.id: sum(job.webhook_id == hook.id for job in taken) for hook in (fast, other)}
+    # The deep endpoint up to 7 with the one already held; the other at the ordinary bound.
+    assert per_hook == {fast.id: 6, other.id: 2}
+
+
+async def test_a_failing_endpoint_hands_back_the_jobs_held_beyond_the_ordinary_depth(
+    world: World, receiver: Receiver
+) -> None:
+    receiver.on("/flaky", always(Reply(500)))
+    hook = await world.webhook(receiver.url("/flaky"))
+    jobs = [world.job(hook) for _ in range(12)]
+    await world.enqueue(*jobs)
+    dispatcher = world.dispatcher(per_endpoint=1, concurrency=4, poll_interval=30.0)
+    # As if its earlier attempts had been fast: the worker holds 8 of its jobs rather than 2.
+    dispatcher._fast[hook.id] = 0.001
+    await dispatcher.start()
+    try:
+        await receiver.wait_for(lambda: len(receiver.to("/flaky")) >= 1)
+        # The failure makes the endpoint ordinary again: what it held beyond 2 goes back.
+        await receiver.wait_for(
+            lambda: dispatcher._unfinished_per_key.get(hook.id, 0) <= 2 and not dispatcher._releases,
+            within=10,
+        )
+        # What the worker handed back reaches the database when its release commits.
+        for _ in range(200):
+            async with world.uow() as tx:
+                counts = await tx.jobs.counts()
+            if counts.get("running", 0) <= 2:
+                break
+            await asyncio.sleep(0.05)
+        assert counts.get("running", 0) <= 2, counts
+        assert hook.id not in dispatcher._fast
+    finally:
+        await dispatcher.stop()
+    async with world.uow() as tx:
+        states = [await tx.jobs.get(job.id) for job in jobs]
+    # Nothing lost: every job is pending again (handed back, or waiting for its retry), or failed
+    # once its schedule was spent; none is left running.
+    assert all(s is not None and s.status in (JobStatus.PENDING, JobStatus.FAILED) for s in states)

@@ -72,3 +72,15 @@ def test_every_template_renders() -> None:
     assert set(TEMPLATES) == {"pago_exitoso", "retiro_referencia", "prueba"}
     with pytest.raises(ValueError):
         EmailTemplates().render("nope", ["a@example.com"], {})
+
+
+def test_a_long_accented_subject_and_sender_name_round_trip() -> None:
+    subject = "Tu referencia para retirar $500.00 MXN de Nómina Express — válida 30 días ✓"
+    email = OutgoingEmail(to=("ana@example.com",), subject=subject, text="Hola\n", html="", template="x")
+    message = build_message(
+        email, sender="Tienda Peña <pagos@tienda.mx>", job_id="eml_2x", sent_at=1_795_000_000
+    )
+    parsed = parse_message(message.as_bytes())
+    assert parsed.subject == subject
+    assert parsed.from_ == "Tienda Peña <pagos@tienda.mx>"
+    assert parsed.text == "Hola\n" and parsed.html is None

@@ -13,10 +13,10 @@ import asyncio
 import time
 from typing import Any
 
-import httpx
 import orjson
 import structlog
 
+from caja import timing
 from caja.delivery import http
 from caja.delivery.webhook_delivery import Opener, Signer
 from caja.domain import ids
@@ -62,7 +62,7 @@ class ApprovalClient:
         opener: Opener,
         *,
         budget: float = 2.0,
-        client: httpx.AsyncClient | None = None,
+        client: http.Client | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -70,10 +70,20 @@ class ApprovalClient:
         self.budget = budget
         self._own_client = client is None
         self._client = client or http.new_client(max_connections=64)
+        # Calls are logged in the background, many per transaction: the store's answer never
+        # waits for the log, and a busy cash desk writes one log transaction, not one per call.
+        self._pending_logs: list[tuple[NewJob, Attempt]] = []
+        self._log_writer: asyncio.Task[None] | None = None
 
     async def aclose(self) -> None:
+        await self.flush()
         if self._own_client:
-            await self._client.aclose()
+            await self._client.close()
+
+    async def flush(self) -> None:
+        """Wait until every call made so far is in the log."""
+        while self._log_writer is not None and not self._log_writer.done():
+            await asyncio.shield(self._log_writer)
 
     async def request(
         self, tenant: Tenant, event_type: str, obj: dict[str, Any], *, budget: float | None = None
@@ -94,12 +104,15 @@ class ApprovalClient:
         now = self._clock.now()
         event_id = ids.new_hex_id()
         body = orjson.dumps(approval_envelope(tenant, event_type, obj, event_id, now))
-        calls = [self._call(target, event_id, body, now, deadline) for target in targets]
-        results = await asyncio.gather(*calls)
-        try:
-            await self._log(tenant, event_id, results)
-        except Exception:
-            log.exception("could not log an approval call", event_id=event_id, type=event_type)
+        asked_at = time.perf_counter()
+        if len(targets) == 1:  # the usual case: no task per call
+            results = [await self._call(targets[0], event_id, body, now, deadline)]
+        else:
+            results = list(
+                await asyncio.gather(*(self._call(t, event_id, body, now, deadline) for t in targets))
+            )
+        timing.add_merchant_time(time.perf_counter() - asked_at)
+        self._log(tenant, event_id, results)
         replies: list[ApprovalReply] = []
         for _target, result, _exchange in results:
             if isinstance(result, ApprovalFailure):
@@ -151,54 +164,59 @@ class ApprovalClient:
             result = parsed
         return target, result, exchange
 
-    async def _log(
+    def _log(
         self,
         tenant: Tenant,
         event_id: str,
         results: list[tuple[WebhookTarget, ApprovalResult, http.Exchange | None]],
     ) -> None:
         now_ms = self._clock.now_ms()
-        async with self._uow(write=True, notify=False) as tx:
-            for target, result, exchange in results:
-                job_id = ids.new_id(JOB_ID_PREFIX)
-                failed = isinstance(result, ApprovalFailure)
-                error = (
-                    f"{result.reason.value}: {result.detail}" if isinstance(result, ApprovalFailure) else None
-                )
-                started = exchange.started_at_ms if exchange is not None else now_ms
-                await tx.jobs.log_finished(
-                    NewJob(
-                        id=job_id,
-                        kind=JobKind.APPROVAL.value,
-                        account_id=tenant.account_id,
-                        livemode=tenant.livemode,
-                        event_id=event_id,
-                        webhook_id=target.id,
-                        payload={"url": target.url},
-                        run_at=started,
-                        created_at=started,
-                        status=JobStatus.FAILED if failed else JobStatus.SUCCEEDED,
-                        attempts=1,
-                        finished_at=now_ms,
-                        last_status=exchange.status if exchange is not None else None,
-                        last_error=error,
-                        last_attempted_at=started,
-                    )
-                )
-                await tx.jobs.record_attempt(
-                    Attempt(
-                        job_id=job_id,
-                        attempt=1,
-                        started_at=started,
-                        duration_ms=exchange.duration_ms if exchange is not None else now_ms - started,
-                        url=target.url,
-                        http_status=exchange.status if exchange is not None else None,
-                        error=error,
-                        request_headers=exchange.request_headers if exchange is not None else None,
-                        request_body=exchange.request_body.decode("utf-8") if exchange is not None else None,
-                        response_headers=exchange.response_headers if exchange is not None else None,
-                        response_body=exchange.response_text[:RESPONSE_BODY_LIMIT]
-                        if exchange is not None and exchange.status is not None
-                        else None,
-                    )
-                )
+        for target, result, exchange in results:
+            job_id = ids.new_id(JOB_ID_PREFIX)
+            error = f"{result.reason.value}: {result.detail}" if isinstance(result, ApprovalFailure) else None
+            started = exchange.started_at_ms if exchange is not None else now_ms
+            job = NewJob(
+                id=job_id,
+                kind=JobKind.APPROVAL.value,
+                account_id=tenant.account_id,
+                livemode=tenant.livemode,
+                event_id=event_id,
+                webhook_id=target.id,
+                payload={"url": target.url},
+                run_at=started,
+                created_at=started,
+                status=JobStatus.FAILED if error is not None else JobStatus.SUCCEEDED,
+                attempts=1,
+                finished_at=now_ms,
+                last_status=exchange.status if exchange is not None else None,
+                last_error=error,
+                last_attempted_at=started,
+            )
+            attempt = Attempt(
+                job_id=job_id,
+                attempt=1,
+                started_at=started,
+                duration_ms=exchange.duration_ms if exchange is not None else now_ms - started,
+                url=target.url,
+                http_status=exchange.status if exchange is not None else None,
+                error=error,
+                request_headers=exchange.request_headers if exchange is not None else None,
+                request_body=exchange.request_body.decode("utf-8") if exchange is not None else None,
+                response_headers=exchange.response_headers if exchange is not None else None,
+                response_body=exchange.response_text[:RESPONSE_BODY_LIMIT]
+                if exchange is not None and exchange.status is not None
+                else None,
+            )
+            self._pending_logs.append((job, attempt))
+        if self._log_writer is None or self._log_writer.done():
+            self._log_writer = asyncio.get_running_loop().create_task(self._write_logs())
+
+    async def _write_logs(self) -> None:
+        while self._pending_logs:
+            batch, self._pending_logs = self._pending_logs, []
+            try:
+                async with self._uow(write=True, notify=False) as tx:
+                    await tx.jobs.log_finished(*(job for job, _ in batch))
+                    await tx.jobs.record_attempts([attempt for _, attempt in batch])
+            except Exception:
+                log.exception("could not log approval calls", calls=len(batch))

@@ -156,6 +156,10 @@ class Dispatcher:
         self._attempting = 0
         self._attempting_per_key: dict[str, int] = {}
         self._maybe_more = False
+        # Endpoints whose recent attempts succeeded fast: the running mean of their attempts'
+        # durations (seconds). The worker holds more of their jobs (see ``_depth``).
+        self._fast: dict[str, float] = {}
+        self._releases: set[asyncio.Task[None]] = set()
         self._records: list[_Record] = []
         self._records_waiting = asyncio.Event()
         self._recorder_task: asyncio.Task[None] | None = None
@@ -201,6 +205,8 @@ class Dispatcher:
             task.cancel()
         if self._running:
             await asyncio.wait(list(self._running.values()))
+        if self._releases:
+            await asyncio.wait(list(self._releases))
         if self._recorder_task is not None:
             # Attempts of cancelled jobs may still be queued: write them before handing jobs back.
             self._recorder_closing = True
@@ -255,10 +261,63 @@ class Dispatcher:
 
     def _room(self) -> int:
         """How many more jobs to claim: up to ``PREFETCH`` times the concurrency may be attempting
-        or waiting their turn (attempts being recorded do not count, unless they pile up)."""
+        or waiting their turn (attempts being recorded do not count, unless they pile up). A fast
+        endpoint's jobs beyond the ordinary depth do not count: they never keep others' out."""
         if len(self._records) >= RECORD_BACKLOG:
             return 0
-        return self._config.concurrency * PREFETCH - self._unfinished
+        normal = self._config.per_endpoint * PREFETCH
+        held = sum(min(n, normal) for n in self._unfinished_per_key.values())
+        return self._config.concurrency * PREFETCH - held
+
+    def _depth(self, key: str) -> int:
+        """How many jobs of one endpoint (concurrency key) this worker may hold.
+
+        ``PREFETCH`` times ``per_endpoint``; ``DEEP_PREFETCH`` times for an endpoint whose recent
+        attempts succeeded within ``FAST_ATTEMPT``: its jobs go by so quickly that a shallow
+        queue would run dry while the next claim is being committed.
+        """
+        if self._fast.get(key, FAST_ATTEMPT) < FAST_ATTEMPT:
+            return self._config.per_endpoint * DEEP_PREFETCH
+        return self._config.per_endpoint * PREFETCH
+
+    def _note_speed(self, key: str, ok: bool, seconds: float) -> None:
+        if not ok:
+            self._fast.pop(key, None)
+            self._shed(key)
+            return
+        if len(self._fast) > 10_000:
+            self._fast.clear()
+        previous = self._fast.get(key)
+        self._fast[key] = seconds if previous is None else previous * 0.8 + seconds * 0.2
+        if self._fast[key] >= FAST_ATTEMPT:
+            self._shed(key)
+
+    def _shed(self, key: str) -> None:
+        """An endpoint no longer fast: hand back the queued jobs it holds beyond the ordinary depth,
+        so other workers may take them rather than wait behind its slow attempts here."""
+        queue = self._queued.get(key)
+        extra = self._unfinished_per_key.get(key, 0) - self._config.per_endpoint * PREFETCH
+        if not queue or extra <= 0:
+            return
+        shed = [queue.pop() for _ in range(min(extra, len(queue)))]
+        if not queue:
+            del self._queued[key]
+        for job in shed:
+            self._held.pop(job.id, None)
+            self._unfinished -= 1
+            _decrement(self._unfinished_per_key, key)
+
+        async def release() -> None:
+            try:
+                async with self._uow(write=True, notify=False) as tx:
+                    await tx.jobs.release(self.worker_id, [job.id for job in shed])
+            except Exception:
+                # Their leases run out and any worker takes them again: never attempted, never lost.
+                log.exception("could not hand back jobs of a slowed endpoint", worker=self.worker_id)
+
+        task = asyncio.create_task(release(), name=f"release {self.worker_id}")
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
 
     async def _claim(self) -> int:
         room = self._room()
@@ -273,6 +332,9 @@ class Dispatcher:
                     self._maybe_more = False
                     return 0
         per_key = self._config.per_endpoint * PREFETCH
+        deep = {key: depth for key in self._fast if (depth := self._depth(key)) > per_key}
+        # What the claim is bounded by; attempts finishing while it commits lower the live counts.
+        busy = dict(self._unfinished_per_key)
         async with self._uow(write=True, notify=False) as tx:
             jobs = await tx.jobs.claim(
                 now_ms=now_ms,
@@ -280,7 +342,8 @@ class Dispatcher:
                 lease_until=now_ms + round(self._config.lease * 1000),
                 limit=room,
                 per_key=per_key,
-                busy=self._unfinished_per_key,
+                busy=busy,
+                deep=deep,
             )
         for job in jobs:
             key = job.concurrency_key
@@ -288,8 +351,12 @@ class Dispatcher:
             self._unfinished += 1
             self._unfinished_per_key[key] = self._unfinished_per_key.get(key, 0) + 1
             self._queued.setdefault(key, deque()).append(job)
-        # As many as asked, or endpoints at their bound: there may be more due right away.
-        self._maybe_more = len(jobs) >= room or any(n >= per_key for n in self._unfinished_per_key.values())
+        # As many as asked, or endpoints at their bound: there may be more due right away. Judged
+        # on the counts the claim saw (plus what it took), not the live ones: attempts that ended
+        # while it committed must not hide an endpoint's backlog until the next poll.
+        for job in jobs:
+            busy[job.concurrency_key] = busy.get(job.concurrency_key, 0) + 1
+        self._maybe_more = len(jobs) >= room or any(n >= deep.get(key, per_key) for key, n in busy.items())
         self._start_ready()
         self.claimed += len(jobs)
         return len(jobs)
@@ -325,9 +392,9 @@ class Dispatcher:
             self._unfinished -= 1
             _decrement(self._unfinished_per_key, key)
             self._start_ready()
-            # Claim more once this endpoint's prefetched jobs are used up, or half the room is free.
+            # Claim more once half this endpoint's prefetched jobs are used up, or half the room is free.
             if self._maybe_more and (
-                self._unfinished_per_key.get(key, 0) <= self._config.per_endpoint
+                self._unfinished_per_key.get(key, 0) <= self._depth(key) // 2
                 or self._unfinished <= self._config.concurrency
             ):
                 self._wake.set()
@@ -368,6 +435,7 @@ class Dispatcher:
     async def _execute(self, job: Job, end_attempt: Callable[[], None]) -> None:
         entry = self._registry.get(job.kind)
         context = JobContext(attempt=job.attempts + 1, worker=self.worker_id)
+        began = time.monotonic()
         if entry is None:
             outcome = AttemptOutcome(
                 ok=False, permanent=True, error=f"no handler for jobs of kind {job.kind!r}"
@@ -394,6 +462,8 @@ class Dispatcher:
                     duration_ms=self._clock.now_ms() - started,
                     error=f"{type(exc).__name__}: {exc}"[:500],
                 )
+        if entry is not None:
+            self._note_speed(job.concurrency_key, outcome.ok, time.monotonic() - began)
         end_attempt()  # the endpoint is free for the next job while this one is recorded
         record = _Record(job, context.attempt, outcome, policy, asyncio.get_running_loop().create_future())
         for delay in (0.05, 0.2, 1.0, 2.0, None):
@@ -525,6 +595,11 @@ RECORD_BACKLOG = 400
 # A worker holds up to this many times its concurrency (per endpoint too): the next jobs are
 # already claimed when one finishes, and claims come in batches rather than one by one.
 PREFETCH = 2
+# ... and this many times ``per_endpoint`` of an endpoint whose attempts succeed within
+# ``FAST_ATTEMPT`` seconds (a running mean): at hundreds of deliveries a second, a queue of
+# 2 × per_endpoint runs dry long before the next claim has committed.
+DEEP_PREFETCH = 8
+FAST_ATTEMPT = 0.1
 
 
 def _decrement(counts: dict[str, int], key: str) -> None:

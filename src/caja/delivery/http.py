@@ -1,4 +1,9 @@
-"""Outgoing HTTP: one shared client, and a POST that always comes back with what happened."""
+"""Outgoing HTTP: one shared client, and a POST that always comes back with what happened.
+
+aiohttp, not httpx (the design's first choice): measured on this machine against a loopback
+endpoint that answers at once, an httpx POST cost ~1,700 µs of CPU and an aiohttp POST ~90 µs,
+and every webhook delivery and every synchronous approval call is one of these.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,9 @@ import ipaddress
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any
 
-import httpx
+import aiohttp
+from yarl import URL
 
 from caja import __version__
 from caja.domain.jobs import RESPONSE_BODY_LIMIT
@@ -18,13 +23,20 @@ from caja.domain.webhooks import ip_literal, is_public_address
 USER_AGENT = f"Caja-Webhooks/{__version__}"
 
 
-def new_client(*, max_connections: int) -> httpx.AsyncClient:
-    """A client for merchant endpoints: no redirects followed, no proxies from the environment."""
-    return httpx.AsyncClient(
+Client = aiohttp.ClientSession
+
+
+def new_client(*, max_connections: int) -> Client:
+    """A client for merchant endpoints: no redirects, no proxies from the environment, no cookies.
+
+    Must be made inside the event loop that uses it (aiohttp binds a session to its loop).
+    """
+    return aiohttp.ClientSession(
         headers={"User-Agent": USER_AGENT},
-        follow_redirects=False,
         trust_env=False,
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        # A receiver's cookies must never travel to the next delivery (maybe another merchant's).
+        cookie_jar=aiohttp.DummyCookieJar(),
+        connector=aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, ttl_dns_cache=60),
     )
 
 
@@ -49,7 +61,7 @@ class Exchange:
 
 
 async def post(
-    client: httpx.AsyncClient,
+    client: Client,
     url: str,
     body: bytes,
     headers: dict[str, str],
@@ -83,49 +95,42 @@ async def post(
     try:
         async with asyncio.timeout(timeout):
             target: str = url
-            extensions: dict[str, Any] = {}
+            server_hostname: str | None = None
             if public_only:
                 pinned = await _pin_public(url)
                 if isinstance(pinned, str):
                     return done(error=pinned)
-                target, host_header, extensions = pinned
+                target, host_header, server_hostname = pinned
                 request_headers = {**request_headers, "Host": host_header}
-            request = client.build_request(
-                "POST",
+            async with client.post(
                 target,
-                content=body,
+                data=body,
                 headers=request_headers,
-                timeout=httpx.Timeout(timeout),
-                extensions=extensions,
-            )
-            response = await client.send(request, stream=True)
-            try:
+                allow_redirects=False,
+                server_hostname=server_hostname,
+            ) as response:
                 received = bytearray()
-                async for chunk in response.aiter_bytes():
-                    received += chunk
-                    if len(received) >= read_limit:
+                while len(received) < read_limit:
+                    chunk = await response.content.read(read_limit - len(received))
+                    if not chunk:
                         break
-            finally:
-                await response.aclose()
+                    received += chunk
+                status = response.status
+                # Lower-case plain str keys, as before (aiohttp's are case-insensitive str subclasses).
+                response_headers = {str(k).lower(): v for k, v in response.headers.items()}
     except TimeoutError:
         return done(error=f"timed out after {timeout:g} s", timed_out=True)
-    except httpx.TimeoutException as exc:
-        return done(error=f"timed out: {type(exc).__name__}", timed_out=True)
-    except httpx.HTTPError as exc:
+    except aiohttp.ClientError as exc:
         return done(error=f"{type(exc).__name__}: {exc}"[:500])
     except OSError as exc:
         return done(error=f"{type(exc).__name__}: {exc}"[:500])
-    return done(
-        status=response.status_code,
-        response_headers=dict(response.headers.items()),
-        response_body=bytes(received[:read_limit]),
-    )
+    return done(status=status, response_headers=response_headers, response_body=bytes(received[:read_limit]))
 
 
-async def _pin_public(url: str) -> tuple[str, str, dict[str, Any]] | str:
-    """(URL with the checked address for its host, the Host header, request extensions) or why not."""
-    parsed = httpx.URL(url)
-    host = parsed.host
+async def _pin_public(url: str) -> tuple[str, str, str | None] | str:
+    """(URL with the checked address for its host, the Host header, the TLS server name) or why not."""
+    parsed = URL(url)
+    host = parsed.host or ""
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     literal = ip_literal(host)
     if literal is not None:
@@ -143,6 +148,6 @@ async def _pin_public(url: str) -> tuple[str, str, dict[str, Any]] | str:
             return (
                 f"refused: {host} resolves to a non-public address ({address}); live webhooks must be public"
             )
-    host_header = parsed.netloc.decode("ascii").rpartition("@")[2]
-    extensions: dict[str, Any] = {"sni_hostname": host} if parsed.scheme == "https" else {}
-    return str(parsed.copy_with(host=str(addresses[0]))), host_header, extensions
+    host_header = parsed.host_port_subcomponent or host
+    server_hostname = host if parsed.scheme == "https" else None
+    return str(parsed.with_host(str(addresses[0]))), host_header, server_hostname

@@ -9,10 +9,11 @@ webhook delivery: the SMTP server's address, the message headers and text, and i
 
 from __future__ import annotations
 
+import socket
 import ssl
 import time
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import Message
 from email.utils import parseaddr
 
 import aiosmtplib
@@ -59,6 +60,9 @@ def smtp_target(settings: MailSettings) -> SmtpTarget | None:
     return None
 
 
+_LOCAL_HOSTNAME = socket.gethostname() or "localhost"
+
+
 class SmtpFailure(Exception):
     """A send that did not go through. ``permanent``: trying again cannot help (refused addresses)."""
 
@@ -84,7 +88,7 @@ class Mailer:
             self._tls = ssl.create_default_context(cafile=target.ca_file)
         return self._tls
 
-    async def send(self, message: EmailMessage) -> str:
+    async def send(self, message: Message) -> str:
         """Hand the message to the SMTP server; its reply. Raises ``SmtpFailure``."""
         target = self.target
         if target is None:
@@ -102,6 +106,9 @@ class Mailer:
                 start_tls=target.security is SmtpSecurity.STARTTLS,
                 tls_context=self._tls_context(target),
                 timeout=self._settings.smtp_timeout,
+                # Named once per process: aiosmtplib would otherwise look up the FQDN (DNS, in a
+                # thread) for every message.
+                local_hostname=_LOCAL_HOSTNAME,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]

@@ -54,4 +54,4 @@ def build_dispatcher(
         lease=settings.lease,
         handler_deadline=settings.webhook_timeout + 30.0,
     )
-    return Dispatcher(uow, clock, registry, config, worker_id=worker_id, on_stop=client.aclose)
+    return Dispatcher(uow, clock, registry, config, worker_id=worker_id, on_stop=client.close)

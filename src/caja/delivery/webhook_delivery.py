@@ -14,7 +14,6 @@ from dataclasses import replace
 from functools import partial
 from typing import Any, Protocol
 
-import httpx
 import orjson
 
 from caja.delivery import http
@@ -129,7 +128,7 @@ class WebhookDelivery:
     def __init__(
         self,
         signer: Signer,
-        client: httpx.AsyncClient,
+        client: http.Client,
         clock: Clock,
         *,
         timeout: float,

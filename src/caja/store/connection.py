@@ -7,7 +7,6 @@ from typing import Any, Protocol
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from caja.store.prepared import Prepared, Rows
 
@@ -68,29 +67,6 @@ class LoopConnection:
             return Rows([])
         cursor = self._driver.execute(compiled.sql, compiled.bind(parameters or {}))
         return Rows(compiled.rows(cursor.fetchall()) if cursor.description else [])
-
-
-class AsyncConn:
-    """An async SQLAlchemy connection (PostgreSQL), with prepared statements run through it."""
-
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
-
-    @property
-    def dialect(self) -> Dialect:
-        return self._conn.dialect
-
-    async def execute(self, statement: sa.Executable, parameters: Any = None) -> sa.CursorResult[Any]:
-        return await self._conn.execute(statement, parameters)
-
-    async def scalar(self, statement: sa.Executable, parameters: Any = None) -> Any:
-        return await self._conn.scalar(statement, parameters)
-
-    async def run(self, prepared: Prepared, parameters: Any = None) -> sa.CursorResult[Any]:
-        return await self._conn.execute(prepared.statement, parameters)
-
-    async def run_sync(self, fn: Any) -> Any:
-        return await self._conn.run_sync(fn)
 
 
 def json_dumps(value: Any) -> str:

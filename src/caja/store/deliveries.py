@@ -15,6 +15,7 @@ from caja.domain.jobs import Health
 from caja.domain.tenancy import Tenant
 from caja.domain.webhooks import Webhook, WebhookStatus
 from caja.store.connection import Conn
+from caja.store.prepared import Prepared
 from caja.store.tables import webhooks
 
 
@@ -86,6 +87,21 @@ def _target(row: Any) -> WebhookTarget:
     )
 
 
+# On every store lookup and payment: compiled once (see caja.store.prepared).
+_SYNCHRONOUS_WEBHOOKS = Prepared(
+    sa.select(webhooks)
+    .where(
+        webhooks.c.account_id == sa.bindparam("account_id"),
+        webhooks.c.livemode == sa.bindparam("livemode"),
+        webhooks.c.synchronous.is_(True),
+        webhooks.c.active.is_(True),
+        webhooks.c.deleted_at.is_(None),
+        webhooks.c.status != WebhookStatus.DISABLED.value,
+    )
+    .order_by(webhooks.c.seq)
+)
+
+
 class DeliveryRepository:
     def __init__(self, conn: Conn) -> None:
         self._conn = conn
@@ -99,19 +115,8 @@ class DeliveryRepository:
 
     async def synchronous_webhooks(self, tenant: Tenant) -> list[WebhookTarget]:
         """The tenant's live approval endpoints, oldest first."""
-        query = (
-            sa.select(webhooks)
-            .where(
-                webhooks.c.account_id == tenant.account_id,
-                webhooks.c.livemode == tenant.livemode,
-                webhooks.c.synchronous.is_(True),
-                webhooks.c.active.is_(True),
-                webhooks.c.deleted_at.is_(None),
-                webhooks.c.status != WebhookStatus.DISABLED.value,
-            )
-            .order_by(webhooks.c.seq)
-        )
-        return [_target(r) for r in (await self._conn.execute(query)).all()]
+        params = {"account_id": tenant.account_id, "livemode": tenant.livemode}
+        return [_target(r) for r in (await self._conn.run(_SYNCHRONOUS_WEBHOOKS, params)).all()]
 
     async def set_health(
         self, webhook_id: str, health: Health, now: int, *, deactivate: bool = False

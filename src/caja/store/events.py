@@ -19,7 +19,7 @@ from caja.domain import ids
 from caja.domain.events import Event, WebhookLog
 from caja.domain.jobs import JOB_ID_PREFIX, JobKind, JobStatus
 from caja.domain.paging import PageRequest
-from caja.domain.representations import event_envelope
+from caja.domain.representations import delivered_event_json
 from caja.domain.tenancy import Tenant
 from caja.domain.webhooks import is_subscribed, receives_ordinary_events
 from caja.store.connection import Conn
@@ -47,7 +47,7 @@ def delivery_job(event: Event, webhook_id: str, url: str, run_at: int) -> NewJob
         livemode=event.tenant.livemode,
         event_id=event.id,
         webhook_id=webhook_id,
-        payload={"url": url, "body": event_envelope(event)},
+        payload={"url": url, "body": delivered_event_json(event)},
         run_at=run_at,
         created_at=run_at,
     )

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from caja.domain.jobs import Attempt, Job, JobStatus
 from caja.store.connection import Conn
+from caja.store.prepared import Prepared
 from caja.store.tables import job_attempts, jobs
 
 _PENDING = JobStatus.PENDING.value
@@ -100,6 +101,13 @@ def _truncate(text: str | None, limit: int = 500) -> str | None:
     return None if text is None else text[:limit]
 
 
+# Inserted on every event fan-out, delivery and approval call: compiled once (caja.store.prepared).
+_JOB_COLUMNS = [c.key for c in jobs.columns if c.key != "seq"]
+_INSERT_JOBS = Prepared(jobs.insert(), keys=_JOB_COLUMNS)
+_ATTEMPT_COLUMNS = [c.key for c in job_attempts.columns if c.key != "seq"]
+_INSERT_ATTEMPTS = Prepared(job_attempts.insert(), keys=_ATTEMPT_COLUMNS)
+
+
 class JobRepository:
     def __init__(self, conn: Conn) -> None:
         self._conn = conn
@@ -143,7 +151,7 @@ class JobRepository:
             }
             for j in new_jobs
         ]
-        await self._conn.execute(jobs.insert(), rows)
+        await self._conn.run(_INSERT_JOBS, rows)
 
     async def any_due(self, now_ms: int) -> bool:
         """A cheap look before taking the write lock to claim."""
@@ -169,17 +177,24 @@ class JobRepository:
         limit: int,
         per_key: int | None = None,
         busy: Mapping[str, int] | None = None,
+        deep: Mapping[str, int] | None = None,
     ) -> list[Job]:
         """Take up to ``limit`` due jobs, oldest first, at most ``per_key`` per endpoint.
 
         ``busy`` counts the jobs this worker already runs per concurrency key (webhook id, or kind);
         keys at ``per_key`` are skipped, so a slow endpoint's backlog never fills a batch while
-        other endpoints' jobs wait behind it.
+        other endpoints' jobs wait behind it. ``deep`` raises the bound of some keys (endpoints
+        that answer fast, whose jobs the worker goes through quickly).
         """
         if limit <= 0:
             return []
         busy = busy or {}
-        full = [key for key, n in busy.items() if per_key is not None and n >= per_key]
+        deep = deep or {}
+
+        def bound(key: str) -> int | None:
+            return None if per_key is None else deep.get(key, per_key)
+
+        full = [key for key, n in busy.items() if (b := bound(key)) is not None and n >= b]
         candidates = sa.select(jobs.c.seq, _KEY.label("key")).where(
             jobs.c.status == _PENDING, jobs.c.run_at <= now_ms
         )
@@ -193,7 +208,8 @@ class JobRepository:
         for row in (await self._conn.execute(candidates)).all():
             seq, key = int(row.seq), str(row.key)
             running = busy.get(key, 0) + taken.get(key, 0)
-            if per_key is not None and running >= per_key:
+            key_bound = bound(key)
+            if key_bound is not None and running >= key_bound:
                 continue
             taken[key] = taken.get(key, 0) + 1
             picked.append(seq)
@@ -282,7 +298,7 @@ class JobRepository:
             }
             for a in attempts
         ]
-        await self._conn.execute(job_attempts.insert(), rows)
+        await self._conn.run(_INSERT_ATTEMPTS, rows)
 
     async def held(self, job_ids: Collection[str], worker: str) -> set[str]:
         """Which of ``job_ids`` this worker still holds (running under its lease), locked until commit."""

@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import Self
 
 from caja.store.accounts import AccountRepository
+from caja.store.cash_payments import CashPaymentRepository
 from caja.store.caught_emails import CaughtEmailRepository
 from caja.store.connection import Conn
 from caja.store.customers import CustomerRepository
@@ -15,7 +16,10 @@ from caja.store.db import Database
 from caja.store.deliveries import DeliveryRepository
 from caja.store.events import EventRepository
 from caja.store.jobs import JobRepository
+from caja.store.networks import NetworkRepository
+from caja.store.orders import OrderRepository
 from caja.store.payment_sources import PaymentSourceRepository
+from caja.store.sealed import SealedValueRepository
 from caja.store.sequences import SequenceRepository
 from caja.store.webhook_keys import WebhookKeyRepository
 from caja.store.webhooks import WebhookRepository
@@ -62,6 +66,10 @@ class UnitOfWork:
         self.webhook_keys = WebhookKeyRepository(conn)
         self.deliveries = DeliveryRepository(conn)
         self.caught_emails = CaughtEmailRepository(conn)
+        self.networks = NetworkRepository(conn)
+        self.cash_payments = CashPaymentRepository(conn)
+        self.orders = OrderRepository(conn)
+        self.sealed = SealedValueRepository(conn)
         return self
 
     async def __aexit__(

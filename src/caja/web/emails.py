@@ -42,6 +42,8 @@ class EmailTemplates:
             autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
+            # Templates ship with the package: no stat() of every file on every render (one per payment).
+            auto_reload=False,
         )
         self._env.filters["pesos"] = _pesos
         self._env.filters["fecha"] = _fecha
