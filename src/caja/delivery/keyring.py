@@ -15,6 +15,7 @@ import binascii
 import secrets
 from collections.abc import Sequence
 
+import structlog
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -57,6 +58,9 @@ def new_signing_secret() -> str:
     return SIGNING_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SIGNING_SECRET_BYTES)).decode("ascii")
 
 
+log = structlog.get_logger("caja.delivery.keyring")
+
+
 def _derive(secret: bytes) -> AESGCM:
     if not secret:
         raise ValueError("the server secret is empty")
@@ -72,7 +76,12 @@ class SecretBox:
     new ``CAJA_SECRET`` while values sealed under the old one are still readable.
     """
 
-    def __init__(self, secret: bytes, previous: Sequence[bytes] = ()) -> None:
+    def __init__(
+        self, secret: bytes, previous: Sequence[bytes] = (), *, _aeads: tuple[AESGCM, ...] = ()
+    ) -> None:
+        if _aeads:  # a box over already-derived keys (opens_with_current)
+            self._aead, self._older = _aeads[0], list(_aeads[1:])
+            return
         self._aead = _derive(secret)
         self._older = [_derive(old) for old in previous]
 
@@ -80,6 +89,14 @@ class SecretBox:
         nonce = secrets.token_bytes(_NONCE_BYTES)
         sealed = nonce + self._aead.encrypt(nonce, plaintext.encode("utf-8"), TOKEN_VERSION.encode())
         return f"{TOKEN_VERSION}.{base64.urlsafe_b64encode(sealed).decode('ascii')}"
+
+    def opens_with_current(self, token: str) -> bool:
+        """Whether ``token`` was sealed under the current secret (not only a previous one)."""
+        try:
+            SecretBox(b"", _aeads=(self._aead,)).open(token)
+        except SealedSecretError:
+            return False
+        return True
 
     def open(self, token: str) -> str:
         version, _, body = token.partition(".")
@@ -112,5 +129,49 @@ async def load_server_secret(uow: UnitOfWorkFactory, clock: Clock, configured: s
         return await tx.sequences.secret(GENERATED_SECRET_NAME, clock.now())
 
 
-async def load_secret_box(uow: UnitOfWorkFactory, clock: Clock, configured: str | None) -> SecretBox:
-    return SecretBox(await load_server_secret(uow, clock, configured))
+class ServerSecretMismatchError(RuntimeError):
+    """The configured server secret cannot open what the database holds sealed."""
+
+
+CANARY_NAME = "sealed_canary"
+CANARY_TEXT = "caja-server-secret-canary"
+
+
+async def load_secret_box(
+    uow: UnitOfWorkFactory, clock: Clock, configured: str | None, previous: Sequence[str] = ()
+) -> SecretBox:
+    """The box for this process, checked against the database before anything is sealed or opened.
+
+    A canary sealed under the first server secret tells at start-up whether ``CAJA_SECRET`` still
+    opens the database's sealed values: if not, Caja refuses to start with a clear message
+    instead of failing request by request. When it opens only with a previous secret
+    (``CAJA_SECRET_PREVIOUS``), every sealed value is re-sealed under the new one in one
+    transaction, after which the previous secret is no longer needed.
+    """
+    box = SecretBox(
+        await load_server_secret(uow, clock, configured), [old.encode("utf-8") for old in previous if old]
+    )
+    async with uow(write=True) as tx:
+        canary = await tx.sequences.stored(CANARY_NAME)
+        if canary is None:
+            # A database from before the canary: any value it already sealed plays the part.
+            canary = await tx.sealed.sample()
+            if canary is None or box.opens_with_current(canary):
+                await tx.sequences.store_once(CANARY_NAME, box.seal(CANARY_TEXT), clock.now())
+                return box
+        try:
+            box.open(canary)
+        except SealedSecretError:
+            raise ServerSecretMismatchError(
+                "CAJA_SECRET cannot open the webhook keys, webhook secrets and network secrets this "
+                "database holds: they were sealed under another server secret. Start with the old "
+                "secret, or with the new one in CAJA_SECRET and the old one in CAJA_SECRET_PREVIOUS "
+                "(Caja then re-seals everything under the new one)."
+            ) from None
+        if not box.opens_with_current(canary):
+            resealed = await tx.sealed.reseal(box.open, box.seal)
+            fresh = box.seal(CANARY_TEXT)
+            await tx.sequences.replace_stored(CANARY_NAME, fresh)
+            await tx.sequences.store_once(CANARY_NAME, fresh, clock.now())
+            log.warning("re-sealed the database's secrets under the new server secret", values=resealed)
+    return box
