@@ -9,11 +9,11 @@ from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from caja import __version__
-from caja.api import devtools, errors, openapi, public
+from caja.api import devtools, errors, network, openapi, public
 from caja.api.limits import BodySizeLimit
-from caja.api.merchant import customers, events, payment_sources, webhook_keys, webhooks
+from caja.api.merchant import customers, events, orders, payment_sources, payment_test, webhook_keys, webhooks
 from caja.bootstrap import Container
-from caja.web import dashboard
+from caja.web import cashier, dashboard, slips
 
 DESCRIPTION = """
 Caja speaks Conekta's API v2.x for Mexico's offline rails: reusable cash references paid at
@@ -60,14 +60,19 @@ def create_app(container: Container) -> FastAPI:
     openapi.install(app)
     _install_routes(
         app,
+        network.router,
         customers.router,
         payment_sources.router,
+        orders.router,
+        payment_test.router,
         webhooks.router,
         webhook_keys.router,
         events.router,
         public.router,
+        slips.router,
         devtools.router,
         dashboard.router,
+        cashier.router,
     )
     return app
 

@@ -15,6 +15,8 @@ from caja.delivery.wakeups import PgWakeups
 from caja.domain.clock import Clock, SystemClock
 from caja.domain.jobs import JobKind
 from caja.services.accounts import KeyResolver
+from caja.services.cash_payments import CashDesk
+from caja.services.networks import NetworkAuthenticator
 from caja.store.db import Database
 from caja.store.uow import UnitOfWorkFactory
 from caja.web.barcodes import BarcodeRenderer
@@ -39,6 +41,8 @@ class Container:
     # ``caja serve`` runs the sandbox's mail catcher (settings.mail.catcher); workers do not.
     run_mail_catcher: bool = False
     mail_catcher: MailCatcher | None = None
+    _networks: NetworkAuthenticator | None = None
+    _cash_desk: CashDesk | None = None
 
     @property
     def base_url(self) -> str:
@@ -57,10 +61,25 @@ class Container:
             raise RuntimeError("Container.start() has not run: no approval client yet")
         return self._approvals
 
+    @property
+    def networks(self) -> NetworkAuthenticator:
+        """Recognises store networks' signed requests."""
+        if self._networks is None:
+            raise RuntimeError("Container.start() has not run: no network authenticator yet")
+        return self._networks
+
+    @property
+    def cash_desk(self) -> CashDesk:
+        """What the recurrent cash flow needs (services.cash_payments)."""
+        if self._cash_desk is None:
+            raise RuntimeError("Container.start() has not run: no cash desk yet")
+        return self._cash_desk
+
     async def start(self) -> None:
         """Runs in the serving event loop (the app's lifespan), before the first request."""
         if self._secret_box is None:
-            self._secret_box = await load_secret_box(self.uow, self.clock, self.settings.secret)
+            previous = (self.settings.previous_secret,) if self.settings.previous_secret else ()
+            self._secret_box = await load_secret_box(self.uow, self.clock, self.settings.secret, previous)
         mail = self.settings.mail
         if self.run_mail_catcher and mail.catcher and self.mail_catcher is None:
             catcher = MailCatcher(self.uow, self.clock, mail.catcher_host, mail.catcher_port)
@@ -70,6 +89,11 @@ class Container:
         if self._approvals is None:
             self._approvals = ApprovalClient(
                 self.uow, self.clock, self._secret_box, budget=delivery.approval_timeout
+            )
+        if self._cash_desk is None:
+            self._networks = NetworkAuthenticator(self.uow, self.clock, self._secret_box)
+            self._cash_desk = CashDesk(
+                self.uow, self.clock, self._approvals, self.settings.cash, self.settings.base_url
             )
         if not self.database.is_sqlite and self.wakeups is None:
             # Other processes' dispatchers (caja worker) hear of jobs this one commits at once.
@@ -94,6 +118,7 @@ class Container:
         if self._approvals is not None:
             await self._approvals.aclose()
             self._approvals = None
+            self._cash_desk = None
         if self.mail_catcher is not None:
             await self.mail_catcher.stop()
             self.mail_catcher = None

@@ -17,7 +17,8 @@ import uvloop
 from caja import bootstrap, devcli, logs
 from caja.app import create_app
 from caja.config import Settings
-from caja.services import accounts
+from caja.delivery.keyring import ServerSecretMismatchError, load_secret_box
+from caja.services import accounts, networks
 from caja.store import migrate
 from caja.store.db import redact_url
 
@@ -26,6 +27,10 @@ cli = typer.Typer(
 )
 accounts_cli = typer.Typer(help="Merchant accounts and their API keys.", no_args_is_help=True)
 cli.add_typer(accounts_cli, name="accounts")
+networks_cli = typer.Typer(
+    help="Store networks (cash aggregators) and their credentials.", no_args_is_help=True
+)
+cli.add_typer(networks_cli, name="networks")
 
 DatabaseOpt = Annotated[
     str | None,
@@ -97,12 +102,19 @@ def serve(
 
     async def prepare() -> accounts.SandboxAccess:
         await migrate.upgrade(container.database)
+        # Checked before serving: a wrong CAJA_SECRET stops here with a clear message.
+        previous = (settings.previous_secret,) if settings.previous_secret else ()
+        await load_secret_box(container.uow, container.clock, settings.secret, previous)
         access = await accounts.ensure_sandbox(container.uow, container.clock, settings.api_key)
         # uvicorn runs its own event loop: connections opened on this one must not be reused there.
         await container.database.dispose()
         return access
 
-    access = asyncio.run(prepare())
+    try:
+        access = asyncio.run(prepare())
+    except ServerSecretMismatchError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(f"Caja {settings.base_url}  database {redact_url(container.database.url)}")
     typer.echo(f"Sandbox account {access.account.id}")
     if access.test_private_key and settings.api_key is None:
@@ -260,6 +272,43 @@ def accounts_roll_key(
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
+
+
+@networks_cli.command("create")
+def networks_create(
+    name: Annotated[str, typer.Option(help="The network's name (an aggregator, a store chain)")],
+    test: Annotated[
+        bool, typer.Option("--test", help="A test network: it pays test-mode references only")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the credentials as JSON")] = False,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Issue credentials for a store network to call the network API (the secret is shown once)."""
+    settings = _settings(database_url=database_url)
+    container = bootstrap.build(settings)
+
+    async def run() -> networks.IssuedNetwork:
+        try:
+            await migrate.upgrade(container.database)
+            previous = (settings.previous_secret,) if settings.previous_secret else ()
+            box = await load_secret_box(container.uow, container.clock, settings.secret, previous)
+            return await networks.create(container.uow, container.clock, box, name, livemode=not test)
+        finally:
+            await container.close()
+
+    issued = asyncio.run(run())
+    out = {
+        "id": issued.network.id,
+        "name": issued.network.name,
+        "livemode": issued.network.livemode,
+        "created_at": issued.network.created_at,
+        "secret": issued.secret,
+    }
+    if as_json:
+        typer.echo(json.dumps(out))
+    else:
+        for field, value in out.items():
+            typer.echo(f"{field}: {value}")
 
 
 def main() -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
+from caja.domain.cash_payments import CashLimits, CashSettings
 from caja.domain.jobs import DEFAULT_DISABLE_AFTER, DEFAULT_MAX_RETRY_AFTER, SVIX_SCHEDULE, parse_schedule
+from caja.domain.pricing import CashPricing
 
 DEFAULT_DATABASE_URL = "sqlite:///caja.db"
 DEFAULT_HOST = "127.0.0.1"
@@ -56,6 +58,27 @@ class DeliverySettings:
             disable_after=number("CAJA_WEBHOOK_DISABLE_AFTER", base.disable_after),
             approval_timeout=number("CAJA_APPROVAL_TIMEOUT", base.approval_timeout),
         )
+
+
+def cash_settings_from_env(environ: Mapping[str, str]) -> CashSettings:
+    base = CashSettings()
+
+    def integer(name: str, default: int) -> int:
+        return int(environ.get(name, default))
+
+    return CashSettings(
+        limits=CashLimits(
+            min_amount=integer("CAJA_CASH_MIN_AMOUNT", base.limits.min_amount),
+            max_amount=integer("CAJA_CASH_MAX_AMOUNT", base.limits.max_amount),
+        ),
+        pricing=CashPricing(
+            rate_bp=integer("CAJA_CASH_FEE_RATE_BP", base.pricing.rate_bp),
+            fixed=integer("CAJA_CASH_FEE_FIXED", base.pricing.fixed),
+            tax_bp=integer("CAJA_CASH_FEE_TAX_BP", base.pricing.tax_bp),
+        ),
+        lookup_ttl=integer("CAJA_CASH_LOOKUP_TTL", base.lookup_ttl),
+        reversal_window=integer("CAJA_CASH_REVERSAL_WINDOW", base.reversal_window),
+    )
 
 
 class SmtpSecurity(enum.StrEnum):
@@ -125,11 +148,14 @@ class Settings:
     # Encrypts webhook private keys and signing secrets at rest. Set CAJA_SECRET (the same on every
     # process of one database) in production; without it Caja keeps a generated one in the database.
     secret: str | None = None
+    # The secret CAJA_SECRET replaces: values sealed under it are re-sealed on start.
+    previous_secret: str | None = None
     log_level: str = "info"
     log_json: bool = True
     db_pool_size: int = 10
     delivery: DeliverySettings = DeliverySettings()
     mail: MailSettings = MailSettings()
+    cash: CashSettings = field(default_factory=CashSettings)
 
     @property
     def base_url(self) -> str:
@@ -151,11 +177,13 @@ class Settings:
             api_key=environ.get("CAJA_API_KEY") or None,
             public_url=environ.get("CAJA_PUBLIC_URL") or None,
             secret=environ.get("CAJA_SECRET") or None,
+            previous_secret=environ.get("CAJA_SECRET_PREVIOUS") or None,
             log_level=environ.get("CAJA_LOG_LEVEL", base.log_level).lower(),
             log_json=environ.get("CAJA_LOG_FORMAT", "json").lower() != "console",
             db_pool_size=int(environ.get("CAJA_DB_POOL_SIZE", base.db_pool_size)),
             delivery=DeliverySettings.from_env(environ),
             mail=MailSettings.from_env(environ),
+            cash=cash_settings_from_env(environ),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -539,7 +539,7 @@ def test_health_ready_openapi_and_docs(server: Server) -> None:
 def test_unknown_route_is_a_conekta_404(http: httpx.Client) -> None:
     body = error(http.get("/no/such/route"), 404)
     assert body["type"] == "resource_not_found_error"
-    body = error(http.post("/charges", json={}), 404)
+    body = error(http.post("/plans", json={}), 404)
     assert body["type"] == "resource_not_found_error"
 
 
@@ -569,6 +569,13 @@ def test_barcode_route_errors(http: httpx.Client, server: Server) -> None:
         customer = create_customer(http, payment_sources=[{"type": "spei_recurrent"}])
         clabe = customer["payment_sources"]["data"][0]["reference"]
         assert public.get(f"/barcodes/{clabe}.png").status_code == 404
+        # A retired reference has no barcode any more: nothing may make it look payable.
+        cash = create_customer(http, payment_sources=[{"type": "cash_recurrent"}])
+        source = cash["payment_sources"]["data"][0]
+        assert public.get(f"/barcodes/{source['reference']}.png").status_code == 200
+        deleted = http.delete(f"/customers/{cash['id']}/payment_sources/{source['id']}")
+        assert deleted.status_code == 200
+        assert public.get(f"/barcodes/{source['reference']}.png").status_code == 404
 
 
 # --- hostile input --------------------------------------------------------------------------

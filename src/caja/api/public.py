@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from caja.api.context import container_of
 from caja.domain.errors import ResourceNotFoundError
-from caja.domain.payment_sources import PaymentSourceType
+from caja.domain.payment_sources import PaymentSourceStatus, PaymentSourceType
 from caja.services import payment_sources, readiness
 
 router = APIRouter(tags=["Operations"])
@@ -36,7 +36,12 @@ async def ready(request: Request) -> JSONResponse:
 async def barcode(request: Request, reference: Annotated[str, Path(pattern=r"^[0-9]{10,30}$")]) -> Response:
     container = container_of(request)
     source = await payment_sources.find_by_reference(container.uow, reference)
-    if source is None or source.type is not PaymentSourceType.CASH_RECURRENT:
+    # A retired reference (its source or customer deleted) must not look payable on any page.
+    if (
+        source is None
+        or source.type is not PaymentSourceType.CASH_RECURRENT
+        or source.status is not PaymentSourceStatus.ACTIVE
+    ):
         raise ResourceNotFoundError.entity("Barcode", reference)
     png = await run_in_threadpool(container.barcodes.png, reference)
     return Response(png, media_type="image/png", headers={"Cache-Control": "public, max-age=86400"})

@@ -14,6 +14,7 @@ import orjson
 from caja.domain.clabe import BANK_NAME
 from caja.domain.customers import Customer
 from caja.domain.events import CAJA_EVENT_TYPES, Event, EventDetail, WebhookLog
+from caja.domain.orders import CURRENCY, Charge, Order, PayerDetails
 from caja.domain.payment_sources import NEVER_EXPIRES, PaymentSource, PaymentSourceType
 from caja.domain.stores import AGREEMENTS, CASH_PROVIDER, STORE_NAMES
 from caja.domain.webhooks import Webhook, WebhookKey
@@ -43,6 +44,8 @@ def payment_source_json(source: PaymentSource, base_url: str) -> JSON:
         body["store_names"] = list(STORE_NAMES)
         body["barcode"] = source.reference
         body["barcode_url"] = barcode_url(base_url, source.reference)
+        # The payer's printable slip (HTML; the same URL + ".pdf" is its PDF): see web/slips.py.
+        body["voucher_url"] = f"{base_url}/slips/{source.id}"
         body["agreements"] = [{"agreement": number, "provider": name} for name, number in AGREEMENTS]
         body["expires_at"] = source.expires_at
     else:
@@ -131,7 +134,7 @@ def webhook_key_json(key: WebhookKey) -> JSON:
 
 
 def event_envelope(event: Event) -> JSON:
-    """The event as delivered to webhooks: Conekta's envelope without the delivery bookkeeping."""
+    """The event's envelope without the delivery bookkeeping (the dashboard shows it like this)."""
     return {
         "id": event.id,
         "object": "event",
@@ -140,6 +143,15 @@ def event_envelope(event: Event) -> JSON:
         "created_at": event.created_at,
         "data": event.data,
     }
+
+
+def delivered_event_json(event: Event) -> JSON:
+    """The body POSTed to a webhook: the envelope as Conekta's notifications carry it (seed page
+    000's ``charge.paid``), with the delivery fields as they stand when it is sent."""
+    body = event_envelope(event)
+    body["webhook_status"] = "pending"
+    body["webhook_logs"] = []
+    return body
 
 
 def webhook_log_json(log: WebhookLog) -> JSON:
@@ -171,4 +183,132 @@ def event_json(detail: EventDetail) -> JSON:
     body = event_envelope(detail.event)
     body["webhook_status"] = detail.webhook_status
     body["webhook_logs"] = [webhook_log_json(log) for log in detail.logs]
+    return body
+
+
+def cash_payment_json(charge: Charge, base_url: str) -> JSON:
+    """Conekta's ``cash_payment`` object of a paid recurrent reference (seed page 000)."""
+    method = charge.payment_method
+    return {
+        "service_name": CASH_PROVIDER,
+        "barcode": method.reference,
+        "reference": method.reference,
+        "barcode_url": barcode_url(base_url, method.reference),
+        "store": method.store,
+        "store_name": method.store_name,
+        "cashier_id": method.cashier_id,
+        "auth_code": method.auth_code,
+        "object": "cash_payment",
+        "type": "cash",
+        "expires_at": method.expires_at,
+    }
+
+
+def _details_json(payer: PayerDetails) -> JSON:
+    return {
+        "name": payer.name,
+        "phone": payer.phone,
+        "email": payer.email,
+        "line_items": [],
+        "coupons": [],
+        "object": "details",
+    }
+
+
+def charge_json(charge: Charge, base_url: str) -> JSON:
+    """Conekta's charge, as the seed's ``charge.paid`` / ``charge.reversed`` payloads show it."""
+    return {
+        "id": charge.id,
+        "livemode": charge.livemode,
+        "created_at": charge.created_at,
+        "currency": charge.currency,
+        "description": "Pago en efectivo recurrente",
+        "reference_id": None,
+        "failure_code": None,
+        "failure_message": None,
+        "monthly_installments": None,
+        "device_fingerprint": None,
+        "channel": None,
+        "payment_method": cash_payment_json(charge, base_url),
+        "details": _details_json(charge.payer),
+        "object": "charge",
+        "status": charge.status.value,
+        "amount": charge.amount,
+        "paid_at": charge.paid_at,
+        "fee": charge.fee,
+        "customer_id": charge.customer_id,
+        "order_id": charge.order_id,
+        "subscription_id": "",
+        "amount_refunded": None,
+        "customer_custom_reference": charge.payer.custom_reference or None,
+    }
+
+
+def order_json(order: Order, base_url: str) -> JSON:
+    """Conekta's order (seed page 000's ``order.reversed`` payload), its charges embedded as a list."""
+    payer = order.payer
+    customer_info: JSON = {
+        "email": payer.email,
+        "phone": payer.phone,
+        "name": payer.name,
+        "corporate": payer.corporate,
+        "customer_id": order.customer_id,
+        "object": "customer_info",
+    }
+    if payer.custom_reference:
+        customer_info["customer_custom_reference"] = payer.custom_reference
+    return {
+        "livemode": order.livemode,
+        "amount": order.amount,
+        "currency": order.currency,
+        "payment_status": order.payment_status.value,
+        "amount_refunded": 0,
+        "customer_info": customer_info,
+        "object": "order",
+        "id": order.id,
+        "metadata": order.metadata,
+        "is_refundable": False,
+        "processing_mode": "recurrent",
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+        "charges": list_envelope([charge_json(c, base_url) for c in order.charges], total=len(order.charges)),
+    }
+
+
+def inbound_payment_json(
+    *,
+    reference: str,
+    expires_at: int,
+    charge_id: str,
+    livemode: bool,
+    customer_id: str,
+    amount: int,
+    created_at: int,
+    base_url: str,
+    fee: int | None = None,
+    store_name: str | None = None,
+) -> JSON:
+    """The object of a synchronous ``inbound_payment.*`` approval call (seed page 000, section 4)."""
+    method: JSON = {
+        "service_name": CASH_PROVIDER,
+        "barcode_url": barcode_url(base_url, reference),
+        "object": "cash_payment",
+        "type": "cash",
+        "expires_at": expires_at,
+        "reference": reference,
+    }
+    if store_name is not None:
+        method["store_name"] = store_name
+    body: JSON = {
+        "payment_method": method,
+        "charge_id": charge_id,
+        "livemode": livemode,
+        "created_at": created_at,
+        "object": "inbound_payment",
+        "amount": amount,
+        "currency": CURRENCY,
+        "customer_id": customer_id,
+    }
+    if fee is not None:
+        body["fee"] = fee
     return body

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from caja.domain.tenancy import Tenant
 from caja.store.connection import Conn
+from caja.store.prepared import Prepared
 from caja.store.tables import accounts, api_keys
 
 
@@ -24,6 +25,10 @@ _TENANT_FOR_KEY = sa.select(api_keys.c.account_id, api_keys.c.livemode).where(
 )
 
 
+# Every store payment names its merchant in the payer's receipt.
+_GET = Prepared(sa.select(accounts).where(accounts.c.id == sa.bindparam("id")))
+
+
 class AccountRepository:
     def __init__(self, conn: Conn) -> None:
         self._conn = conn
@@ -36,7 +41,7 @@ class AccountRepository:
         )
 
     async def get(self, account_id: str) -> Account | None:
-        row = (await self._conn.execute(sa.select(accounts).where(accounts.c.id == account_id))).first()
+        row = (await self._conn.run(_GET, {"id": account_id})).first()
         return _account(row) if row else None
 
     async def sandbox(self) -> Account | None:

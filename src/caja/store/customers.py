@@ -29,6 +29,8 @@ _GET_QUERY = sa.select(customers).where(
     customers.c.deleted_at.is_(None),
 )
 _GET = Prepared(_GET_QUERY)
+# By id alone, deleted or not: a store scanning a reference learns whether its customer is gone.
+_GET_ANY = Prepared(sa.select(customers).where(customers.c.id == sa.bindparam("id")))
 _GET_FOR_UPDATE = Prepared(_GET_QUERY.with_for_update())
 
 
@@ -42,6 +44,10 @@ class CustomerRepository:
     async def get(self, tenant: Tenant, customer_id: str, *, for_update: bool = False) -> Customer | None:
         params = {"id": customer_id, "account_id": tenant.account_id, "livemode": tenant.livemode}
         row = (await self._conn.run(_GET_FOR_UPDATE if for_update else _GET, params)).first()
+        return to_customer(row) if row else None
+
+    async def get_any(self, customer_id: str) -> Customer | None:
+        row = (await self._conn.run(_GET_ANY, {"id": customer_id})).first()
         return to_customer(row) if row else None
 
     async def update(self, tenant: Tenant, customer_id: str, values: dict[str, Any]) -> None:

@@ -41,6 +41,11 @@ _ACTIVE_OF_CUSTOMER = Prepared(
 )
 
 
+_BY_REFERENCE = Prepared(
+    sa.select(payment_sources).where(payment_sources.c.reference == sa.bindparam("reference"))
+)
+
+
 class PaymentSourceRepository:
     def __init__(self, conn: Conn) -> None:
         self._conn = conn
@@ -56,7 +61,12 @@ class PaymentSourceRepository:
 
     async def find_by_reference(self, reference: str) -> PaymentSource | None:
         """Across every account and mode: a reference is global, like a store network sees it."""
-        query = sa.select(payment_sources).where(payment_sources.c.reference == reference)
+        row = (await self._conn.run(_BY_REFERENCE, {"reference": reference})).first()
+        return to_payment_source(row) if row else None
+
+    async def find_active(self, source_id: str) -> PaymentSource | None:
+        """By id alone, across every account and mode: a payer's slip URL names nothing else."""
+        query = sa.select(payment_sources).where(payment_sources.c.id == source_id, _ACTIVE)
         row = (await self._conn.execute(query)).first()
         return to_payment_source(row) if row else None
 

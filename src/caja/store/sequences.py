@@ -39,3 +39,18 @@ class SequenceRepository:
             sa.select(server_secrets.c.value).where(server_secrets.c.name == name)
         )
         return bytes.fromhex(str(value))
+
+    async def stored(self, name: str) -> str | None:
+        value = await self._conn.scalar(
+            sa.select(server_secrets.c.value).where(server_secrets.c.name == name)
+        )
+        return None if value is None else str(value)
+
+    async def store_once(self, name: str, value: str, now: int) -> None:
+        stmt = _insert(self._conn, server_secrets).values(name=name, value=value, created_at=now)
+        await self._conn.execute(stmt.on_conflict_do_nothing())
+
+    async def replace_stored(self, name: str, value: str) -> None:
+        await self._conn.execute(
+            server_secrets.update().where(server_secrets.c.name == name).values(value=value)
+        )

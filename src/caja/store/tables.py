@@ -220,3 +220,109 @@ caught_emails = sa.Table(
     sa.Column("job_id", sa.String(40), nullable=True),
     sa.Index("ix_caught_emails_owner_seq", "account_id", "livemode", "seq"),
 )
+
+# Store networks (cash aggregators) that call the network API; their HMAC secret is sealed with
+# the server secret, like webhook signing secrets.
+networks = sa.Table(
+    "networks",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    # A live network pays live references only; a test network (the cashier simulator,
+    # POST /payment_test) test references only.
+    sa.Column("livemode", sa.Boolean, nullable=False),
+    # Set for an account's own sandbox network (the cashier simulator, POST /payment_test): it
+    # sees that account's test references only. NULL for real networks, which see every account.
+    sa.Column("account_id", sa.String(40), nullable=True, unique=True),
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("revoked_at", sa.BigInteger, nullable=True),
+)
+
+# A store's successful lookup of a reference: the range the merchant approved, which the payment
+# that follows must respect. ``charge_id`` is set by the one payment that used it.
+cash_lookups = sa.Table(
+    "cash_lookups",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("network_id", sa.String(40), nullable=False),
+    sa.Column("store", sa.String(120), nullable=False),
+    sa.Column("reference", sa.String(32), nullable=False),
+    sa.Column("account_id", sa.String(40), nullable=False),
+    sa.Column("livemode", sa.Boolean, nullable=False),
+    sa.Column("payment_source_id", sa.String(40), nullable=False),
+    sa.Column("min_amount", sa.BigInteger, nullable=False),
+    sa.Column("max_amount", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Column("charge_id", sa.String(40), nullable=True),
+    sa.Index("ix_cash_lookups_reference", "reference", "network_id", "store", "seq"),
+)
+
+# One row per store transaction (network id + the store's own transaction id): what the store
+# was told, so a retry gets exactly the same answer and never a second charge.
+network_payments = sa.Table(
+    "network_payments",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("network_id", sa.String(40), nullable=False),
+    sa.Column("transaction_id", sa.String(64), nullable=False),
+    sa.Column("reference", sa.String(32), nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("result", Json, nullable=False),
+    sa.Column("charge_id", sa.String(40), nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("network_id", "transaction_id", name="uq_network_payments_transaction"),
+)
+
+orders = sa.Table(
+    "orders",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("account_id", sa.String(40), nullable=False),
+    sa.Column("livemode", sa.Boolean, nullable=False),
+    sa.Column("customer_id", sa.String(40), nullable=False),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("payment_status", sa.String(32), nullable=False),
+    # name, email, phone, corporate, custom_reference of the payer when the order was made
+    sa.Column("customer_info", Json, nullable=False),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_orders_tenant_seq", "account_id", "livemode", "seq"),
+)
+
+charges = sa.Table(
+    "charges",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("account_id", sa.String(40), nullable=False),
+    sa.Column("livemode", sa.Boolean, nullable=False),
+    sa.Column("order_id", sa.String(40), nullable=False),
+    sa.Column("customer_id", sa.String(40), nullable=False),
+    sa.Column("payment_source_id", sa.String(40), nullable=False),
+    sa.Column("network_id", sa.String(40), nullable=False),
+    sa.Column("reference", sa.String(32), nullable=False),
+    # Eight digits the store prints and quotes to reverse the payment.
+    sa.Column("auth_code", sa.BigInteger, nullable=False, unique=True),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("fee", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    # The cash_payment details: store_name, store, cashier_id, expires_at
+    sa.Column("payment_method", Json, nullable=False),
+    sa.Column("payer", Json, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("paid_at", sa.BigInteger, nullable=True),
+    sa.Column("reversed_at", sa.BigInteger, nullable=True),
+    sa.Index("ix_charges_tenant_seq", "account_id", "livemode", "seq"),
+    sa.Index("ix_charges_order", "order_id"),
+    sa.Index("ix_charges_reference", "reference", "seq"),
+)

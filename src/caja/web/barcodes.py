@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 from collections import OrderedDict
 
 import barcode
@@ -15,16 +16,20 @@ class BarcodeRenderer:
     def __init__(self, max_cached: int = 512) -> None:
         self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._max = max_cached
+        # Renders run in worker threads (barcode pages, slips' PDFs): the cache is shared by them.
+        self._lock = threading.Lock()
 
     def png(self, reference: str) -> bytes:
-        cached = self._cache.get(reference)
-        if cached is not None:
-            self._cache.move_to_end(reference)
-            return cached
+        with self._lock:
+            cached = self._cache.get(reference)
+            if cached is not None:
+                self._cache.move_to_end(reference)
+                return cached
         image = self._render(reference)
-        self._cache[reference] = image
-        if len(self._cache) > self._max:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[reference] = image
+            if len(self._cache) > self._max:
+                self._cache.popitem(last=False)
         return image
 
     @staticmethod

@@ -1,0 +1,153 @@
+"""The network API: what a store network (cash aggregator) calls at the point of sale.
+
+Every call but the failure-code table is signed with the network's HMAC secret
+(``caja.domain.networks``; protocol in docs/network-api.md). Declines are ordinary answers
+(HTTP 200, ``payable: false`` or ``status: declined`` with a failure code); HTTP errors mean the
+request itself was wrong (401 signature, 422 body, 404 unknown payment, 409 reused transaction).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from starlette.responses import Response
+
+from caja import timing
+from caja.api.context import container_of
+from caja.api.errors import from_validation
+from caja.api.openapi import request_body
+from caja.domain.failure_codes import FAILURE_DESCRIPTIONS
+from caja.domain.networks import HEADER_NETWORK, HEADER_SIGNATURE, HEADER_TIMESTAMP, Network
+from caja.services import cash_payments
+
+router = APIRouter(prefix="/network/v1", tags=["Network API (store networks)"])
+
+Reference = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z]+$")]
+StoreName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+Token = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
+
+
+class NetworkBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class LookupIn(NetworkBody):
+    reference: Reference
+    store: StoreName = Field(description="Store (chain) name shown to the merchant and on the charge")
+    cashier: Token | None = None
+
+
+class PaymentIn(NetworkBody):
+    reference: Reference
+    amount: int = Field(description="Centavos collected from the payer")
+    store: StoreName
+    transaction_id: Token = Field(description="The store's own id of this transaction: the idempotency key")
+    cashier: Token | None = None
+    lookup_id: Token | None = Field(default=None, description="The lookup this payment follows (optional)")
+
+
+class ReversalIn(NetworkBody):
+    authorization_code: Annotated[str, StringConstraints(pattern=r"^[0-9]{8}$")]
+
+
+class NetworkJSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def _answer(content: Any, started: float, merchant: timing.MerchantTime) -> NetworkJSON:
+    """The answer, with ``Server-Timing``: milliseconds spent waiting for the merchant, and Caja's own."""
+    total = time.perf_counter() - started
+    own = max(total - merchant.seconds, 0.0)
+    header = f"merchant;dur={merchant.seconds * 1000:.2f}, caja;dur={own * 1000:.2f}"
+    return NetworkJSON(content, headers={"Server-Timing": header})
+
+
+async def _signed(request: Request, model: type[NetworkBody]) -> tuple[Network, Any]:
+    """Authenticate the exact bytes first; only a genuine request gets its body validated."""
+    body = await request.body()
+    headers = request.headers
+    container = container_of(request)
+    network = await container.networks.authenticate(
+        headers.get(HEADER_NETWORK),
+        headers.get(HEADER_TIMESTAMP),
+        headers.get(HEADER_SIGNATURE),
+        request.method,
+        request.url.path,
+        body,
+    )
+    try:
+        return network, model.model_validate_json(body)
+    except ValidationError as exc:
+        raise from_validation(exc.errors()) from None
+
+
+@router.post(
+    "/lookups",
+    summary="Look up a reference: payable, and for which amounts",
+    openapi_extra=request_body(LookupIn),
+)
+async def lookup(request: Request) -> NetworkJSON:
+    started, merchant = time.perf_counter(), timing.start()
+    network, body = await _signed(request, LookupIn)
+    outcome = await cash_payments.lookup(
+        container_of(request).cash_desk,
+        network,
+        cash_payments.LookupRequest(reference=body.reference, store=body.store, cashier=body.cashier),
+    )
+    return _answer(outcome.as_json(), started, merchant)
+
+
+@router.post(
+    "/payments",
+    summary="Pay a reference (idempotent on transaction_id)",
+    openapi_extra=request_body(PaymentIn),
+)
+async def pay(request: Request) -> NetworkJSON:
+    started, merchant = time.perf_counter(), timing.start()
+    network, body = await _signed(request, PaymentIn)
+    outcome = await cash_payments.pay(
+        container_of(request).cash_desk,
+        network,
+        cash_payments.PaymentRequest(
+            reference=body.reference,
+            amount=body.amount,
+            store=body.store,
+            transaction_id=body.transaction_id,
+            cashier=body.cashier,
+            lookup_id=body.lookup_id,
+        ),
+    )
+    return _answer(outcome.body, started, merchant)
+
+
+@router.post(
+    "/reversals",
+    summary="Reverse a payment by its authorization code",
+    openapi_extra=request_body(ReversalIn),
+)
+async def reverse(request: Request) -> NetworkJSON:
+    network, body = await _signed(request, ReversalIn)
+    charge = await cash_payments.reverse(
+        container_of(request).cash_desk, network, int(body.authorization_code)
+    )
+    return NetworkJSON(cash_payments.reversal_json(charge))
+
+
+@router.get("/failure_codes", summary="The decline codes a cashier may see, with their descriptions")
+async def failure_codes() -> NetworkJSON:
+    return NetworkJSON(
+        {
+            "object": "list",
+            "data": [
+                {"failure_code": d.code.value, "description": d.message_es, "description_en": d.message_en}
+                for d in FAILURE_DESCRIPTIONS.values()
+            ],
+        }
+    )

@@ -1,0 +1,149 @@
+"""Rows of the store side of recurrent cash: lookups and store transactions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from caja.domain.cash_payments import CashLookup, StoreTransaction
+from caja.store.connection import Conn
+from caja.store.prepared import Prepared
+from caja.store.tables import cash_lookups, network_payments
+
+_LOOKUP_COLUMNS = [c.key for c in cash_lookups.columns if c.key != "seq"]
+_INSERT_LOOKUP = Prepared(cash_lookups.insert(), keys=_LOOKUP_COLUMNS)
+_GET_LOOKUP = Prepared(sa.select(cash_lookups).where(cash_lookups.c.id == sa.bindparam("id")))
+# The store's latest lookup of the reference that no payment used yet and that is still valid.
+_LATEST_OPEN_LOOKUP = Prepared(
+    sa.select(cash_lookups)
+    .where(
+        cash_lookups.c.reference == sa.bindparam("reference"),
+        cash_lookups.c.network_id == sa.bindparam("network_id"),
+        cash_lookups.c.store == sa.bindparam("store"),
+        cash_lookups.c.charge_id.is_(None),
+        cash_lookups.c.expires_at > sa.bindparam("now"),
+    )
+    .order_by(cash_lookups.c.seq.desc())
+    .limit(1)
+)
+# Claims a lookup for one charge; no row back means another payment used it first.
+_USE_LOOKUP = Prepared(
+    cash_lookups.update()
+    .where(cash_lookups.c.id == sa.bindparam("lookup_id"), cash_lookups.c.charge_id.is_(None))
+    .values(charge_id=sa.bindparam("charge_id"))
+    .returning(cash_lookups.c.id)
+)
+
+_TRANSACTION_COLUMNS = [c.key for c in network_payments.columns if c.key != "seq"]
+_INSERT_TRANSACTION = {
+    "postgresql": Prepared(
+        postgresql.insert(network_payments).on_conflict_do_nothing().returning(network_payments.c.seq),
+        keys=_TRANSACTION_COLUMNS,
+    ),
+    "sqlite": Prepared(
+        sqlite.insert(network_payments).on_conflict_do_nothing().returning(network_payments.c.seq),
+        keys=_TRANSACTION_COLUMNS,
+    ),
+}
+_GET_TRANSACTION = Prepared(
+    sa.select(network_payments).where(
+        network_payments.c.network_id == sa.bindparam("network_id"),
+        network_payments.c.transaction_id == sa.bindparam("transaction_id"),
+    )
+)
+
+
+class CashPaymentRepository:
+    def __init__(self, conn: Conn) -> None:
+        self._conn = conn
+
+    async def add_lookup(self, lookup: CashLookup) -> None:
+        await self._conn.run(_INSERT_LOOKUP, _lookup_columns(lookup))
+
+    async def lookup(self, lookup_id: str) -> CashLookup | None:
+        row = (await self._conn.run(_GET_LOOKUP, {"id": lookup_id})).first()
+        return to_lookup(row) if row else None
+
+    async def latest_open_lookup(
+        self, network_id: str, store: str, reference: str, now: int
+    ) -> CashLookup | None:
+        params = {"reference": reference, "network_id": network_id, "store": store, "now": now}
+        row = (await self._conn.run(_LATEST_OPEN_LOOKUP, params)).first()
+        return to_lookup(row) if row else None
+
+    async def use_lookup(self, lookup_id: str, charge_id: str) -> bool:
+        result = await self._conn.run(_USE_LOOKUP, {"lookup_id": lookup_id, "charge_id": charge_id})
+        return result.first() is not None
+
+    async def transaction(self, network_id: str, transaction_id: str) -> StoreTransaction | None:
+        params = {"network_id": network_id, "transaction_id": transaction_id}
+        row = (await self._conn.run(_GET_TRANSACTION, params)).first()
+        return to_transaction(row) if row else None
+
+    async def record_transaction(self, record: StoreTransaction) -> bool:
+        """False when the store's transaction id already has an answer (a concurrent retry won).
+
+        ON CONFLICT DO NOTHING waits, on PostgreSQL, for a concurrent insert of the same key to
+        commit or roll back, so exactly one of two racing payments records its answer.
+        """
+        columns = {
+            "network_id": record.network_id,
+            "transaction_id": record.transaction_id,
+            "reference": record.reference,
+            "amount": record.amount,
+            "status": record.status,
+            "result": record.result,
+            "charge_id": record.charge_id,
+            "created_at": record.created_at,
+        }
+        result = await self._conn.run(_INSERT_TRANSACTION[self._conn.dialect.name], columns)
+        return result.first() is not None
+
+
+def _lookup_columns(lookup: CashLookup) -> dict[str, Any]:
+    return {
+        "id": lookup.id,
+        "network_id": lookup.network_id,
+        "store": lookup.store,
+        "reference": lookup.reference,
+        "account_id": lookup.account_id,
+        "livemode": lookup.livemode,
+        "payment_source_id": lookup.payment_source_id,
+        "min_amount": lookup.min_amount,
+        "max_amount": lookup.max_amount,
+        "created_at": lookup.created_at,
+        "expires_at": lookup.expires_at,
+        "charge_id": lookup.charge_id,
+    }
+
+
+def to_lookup(row: Any) -> CashLookup:
+    return CashLookup(
+        id=row.id,
+        network_id=row.network_id,
+        store=row.store,
+        reference=row.reference,
+        account_id=row.account_id,
+        livemode=bool(row.livemode),
+        payment_source_id=row.payment_source_id,
+        min_amount=row.min_amount,
+        max_amount=row.max_amount,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        charge_id=row.charge_id,
+    )
+
+
+def to_transaction(row: Any) -> StoreTransaction:
+    return StoreTransaction(
+        network_id=row.network_id,
+        transaction_id=row.transaction_id,
+        reference=row.reference,
+        amount=row.amount,
+        status=row.status,
+        result=dict(row.result),
+        charge_id=row.charge_id,
+        created_at=row.created_at,
+    )

@@ -1,0 +1,112 @@
+"""``POST /payment_test``: the seed's three test payloads drive the real network path (test keys only)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+
+from tests.cash.conftest import Merchant
+from tests.conftest import Server
+
+
+def run(merchant: Merchant, **body: object) -> httpx.Response:
+    return merchant.api.post("/payment_test", json=body)
+
+
+def test_the_seeds_lookup_payload(merchant: Merchant) -> None:
+    _, _, reference = merchant.reference()
+    response = run(merchant, event_type="inbound_payment.lookup", reference=reference)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["object"] == "payment_test"
+    assert answer["lookup"]["payable"] is True
+    assert (answer["lookup"]["min_amount"], answer["lookup"]["max_amount"]) == (5_000, 500_000)
+    assert "payment" not in answer
+    assert len(merchant.approvals("inbound_payment.lookup")) == 1
+    assert merchant.approvals("inbound_payment.payment_attempt") == []
+
+
+def test_the_seeds_payment_attempt_payload_with_a_string_amount(merchant: Merchant) -> None:
+    _, _, reference = merchant.reference()
+    answer = run(merchant, event_type="inbound_payment.payment_attempt", reference=reference, amount="10000")
+    assert answer.status_code == 200, answer.text
+    payment = answer.json()["payment"]
+    assert payment["status"] == "paid"
+    assert len(payment["authorization_code"]) == 8
+    attempt = merchant.approvals("inbound_payment.payment_attempt")[0]["data"]["object"]
+    assert attempt["amount"] == 10_000
+    orders = merchant.api.get("/orders").json()["data"]
+    assert [o["amount"] for o in orders] == [10_000]
+    assert orders[0]["charges"]["data"][0]["id"] == answer.json()["charge_id"]
+
+    as_integer = run(
+        merchant, event_type="inbound_payment.payment_attempt", reference=reference, amount=20_000
+    )
+    assert as_integer.json()["payment"]["status"] == "paid"
+
+
+def test_a_declined_lookup_stops_before_the_payment(merchant: Merchant) -> None:
+    _, _, reference = merchant.reference()
+    merchant.approve({"payable": False, "failure_code": "15"})
+    answer = run(merchant, event_type="inbound_payment.payment_attempt", reference=reference, amount="10000")
+    assert answer.json()["lookup"]["failure_code"] == "15"
+    assert "payment" not in answer.json()
+    assert merchant.approvals("inbound_payment.payment_attempt") == []
+
+
+def test_the_seeds_reverse_payload_reverses_the_latest_payment(merchant: Merchant) -> None:
+    _, _, reference = merchant.reference()
+    for amount in ("10000", "20000"):
+        run(merchant, event_type="inbound_payment.payment_attempt", reference=reference, amount=amount)
+    reversed_ = run(merchant, event_type="inbound_payment.reverse", reference=reference)
+    assert reversed_.status_code == 200, reversed_.text
+    assert reversed_.json()["reversal"]["amount"] == 20_000
+    statuses = {o["amount"]: o["payment_status"] for o in merchant.api.get("/orders").json()["data"]}
+    assert statuses == {10_000: "paid", 20_000: "reversed"}
+    run(merchant, event_type="inbound_payment.reverse", reference=reference)
+    nothing_left = run(merchant, event_type="inbound_payment.reverse", reference=reference)
+    assert nothing_left.status_code == 404
+    assert nothing_left.json()["type"] == "resource_not_found_error"
+
+
+def test_only_the_callers_own_references(merchant: Merchant, new_merchant: Callable[[str], Merchant]) -> None:
+    other = new_merchant("Otro Comercio")
+    _, _, theirs = other.reference()
+    _, _, mine = merchant.reference()
+    # The first call makes the account's sandbox network; the second reads it back from the database.
+    assert run(merchant, event_type="inbound_payment.lookup", reference=mine).json()["lookup"]["payable"]
+    answer = run(merchant, event_type="inbound_payment.payment_attempt", reference=theirs, amount="10000")
+    assert answer.json()["lookup"]["failure_code"] == "01"
+    assert other.approvals() == [] or all(
+        c["type"] not in {"inbound_payment.lookup", "inbound_payment.payment_attempt"}
+        for c in other.approvals()
+    )
+
+
+def test_live_keys_are_refused(server: Server, merchant: Merchant) -> None:
+    live = httpx.post(
+        f"{server.base_url}/payment_test",
+        json={"event_type": "inbound_payment.lookup", "reference": "10000000000000000000"},
+        headers={"Authorization": f"Bearer {merchant.keys.live_key}"},
+    )
+    assert live.status_code == 403
+    assert live.json()["type"] == "authentication_error"
+
+
+def test_bad_payloads_are_422s_naming_the_param(merchant: Merchant) -> None:
+    _, _, reference = merchant.reference()
+    for body, param in (
+        (
+            {"event_type": "inbound_payment.payment_attempt", "reference": reference, "amount": "diez"},
+            "amount",
+        ),
+        ({"event_type": "inbound_payment.payment_attempt", "reference": reference, "amount": 1.5}, "amount"),
+        ({"event_type": "inbound_payment.payment_attempt", "reference": reference}, "amount"),
+        ({"event_type": "charge.paid", "reference": reference}, "event_type"),
+        ({"event_type": "inbound_payment.lookup"}, "reference"),
+    ):
+        response = run(merchant, **body)
+        assert response.status_code == 422, (body, response.text)
+        assert param in {d["param"] for d in response.json()["details"]}, response.text
+    assert merchant.api.get("/orders").json()["data"] == []
