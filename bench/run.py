@@ -794,7 +794,11 @@ def machine(options: Options) -> dict:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+    wrk_version = (
+        subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+        if shutil.which("wrk")
+        else subprocess.CompletedProcess([], 0, "not installed", "")
+    )
     info: dict[str, Any] = {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -834,7 +838,34 @@ def ratios(results: dict, million_rows: int) -> dict:
     return out
 
 
+def write_docs(page: str) -> None:
+    """Write docs/performance.md, keeping its webhook deliveries and recurrent cash sections."""
+    import cash
+
+    old = DOCS.read_text() if DOCS.exists() else None
+    DOCS.write_text(cash.keep_cash_section(report.keep_delivery_section(page, old), old))
+
+
 def main() -> None:
+    if "--only" in sys.argv[1:]:
+        # ``--only delivery [its options]``: the webhook delivery benchmark (bench/delivery.py).
+        at = sys.argv.index("--only")
+        only = sys.argv[at + 1] if at + 1 < len(sys.argv) else ""
+        rest = sys.argv[1:at] + sys.argv[at + 2 :]
+        if only == "delivery":
+            import delivery
+
+            delivery.main(rest)
+            return
+        if only == "cash":
+            # ``--only cash [its options]``: the recurrent cash benchmark (bench/cash.py).
+            import cash
+
+            cash.main(rest)
+            return
+        if only != "customers":
+            raise SystemExit("--only: delivery, cash or customers")
+        sys.argv = [sys.argv[0], *rest]
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -895,7 +926,7 @@ def main() -> None:
         data = json.loads(args.from_json.read_text())
         print(report.table(data))
         if args.write_docs:
-            DOCS.write_text(report.markdown(data, args.from_json))
+            write_docs(report.markdown(data, args.from_json))
             log(f"wrote {DOCS.relative_to(ROOT)}")
         return
 
@@ -985,7 +1016,7 @@ def main() -> None:
     print(report.table(data))
     log(f"results: {out.relative_to(ROOT)}")
     if args.write_docs:
-        DOCS.write_text(report.markdown(data, out))
+        write_docs(report.markdown(data, out))
         log(f"wrote {DOCS.relative_to(ROOT)}")
 
 
