@@ -43,6 +43,8 @@ class Container:
     mail_catcher: MailCatcher | None = None
     _networks: NetworkAuthenticator | None = None
     _cash_desk: CashDesk | None = None
+    # Sends the e-mail jobs; its kept-open SMTP connections close with the container.
+    mailer: Mailer | None = None
 
     @property
     def base_url(self) -> str:
@@ -115,6 +117,8 @@ class Container:
         if self.dispatcher is not None:
             await self.dispatcher.stop()
             self.dispatcher = None
+        if self.mailer is not None:
+            await self.mailer.close()
         if self._approvals is not None:
             await self._approvals.aclose()
             self._approvals = None
@@ -130,7 +134,8 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     uow = UnitOfWorkFactory(database)
     clock = clock or SystemClock()
     handlers = new_registry(settings.delivery)
-    handlers.register(JobKind.EMAIL.value, EmailDelivery(Mailer(settings.mail), clock))
+    mailer = Mailer(settings.mail)
+    handlers.register(JobKind.EMAIL.value, EmailDelivery(mailer, clock))
     return Container(
         settings=settings,
         database=database,
@@ -138,4 +143,5 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
         uow=uow,
         keys=KeyResolver(uow),
         handlers=handlers,
+        mailer=mailer,
     )

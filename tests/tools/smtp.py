@@ -63,6 +63,8 @@ class Delivered:
     content: bytes
     tls: bool
     login: str | None
+    # The client's (address, port): one per connection, so it tells reused connections apart.
+    peer: tuple[str, int]
 
 
 class TestSmtpServer:
@@ -121,12 +123,13 @@ class TestSmtpServer:
                             content=envelope.original_content or envelope.content,
                             tls=session.ssl is not None,
                             login=session.auth_data,
+                            peer=tuple(session.peer),
                         )
                     )
                 return "250 2.0.0 Queued"
 
         self.port = free_port()
-        self._controller = Controller(
+        self._new_controller = lambda: Controller(
             Handler(),
             hostname="127.0.0.1",
             port=self.port,
@@ -137,6 +140,7 @@ class TestSmtpServer:
             auth_require_tls=True,
             authenticator=authenticate,
         )
+        self._controller = self._new_controller()
 
     def start(self) -> TestSmtpServer:
         self._controller.start()
@@ -144,6 +148,12 @@ class TestSmtpServer:
 
     def stop(self) -> None:
         self._controller.stop()
+
+    def restart(self) -> None:
+        """Stop (closing every connection) and listen again on the same port."""
+        self._controller.stop()
+        self._controller = self._new_controller()
+        self._controller.start()
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
         deadline = time.monotonic() + timeout
