@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,11 +27,13 @@ from sqlalchemy import event
 from caja.store.connection import LoopConnection, json_dumps
 
 MAX_BATCH = 256
-# Copy the WAL back into the database file once it holds this much (about 1,000 pages)...
-CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024
+# Copy the WAL back into the database file at most this often, while there are commits...
+CHECKPOINT_INTERVAL = 0.5
 # ...and, since a WAL only starts over once a checkpoint has caught up with every write, let the
-# writer itself finish one (RESTART) when sustained load has let the WAL grow this large.
-RESTART_WAL_BYTES = 64 * 1024 * 1024
+# writer itself finish one (TRUNCATE) when sustained load has let the WAL file grow this large.
+# The WAL file never shrinks by itself (SQLite reuses it from the start), so its size is a
+# trigger only for a checkpoint that truncates it.
+TRUNCATE_WAL_BYTES = 64 * 1024 * 1024
 
 
 def sqlite_engine(url: str) -> sa.Engine:
@@ -90,6 +93,9 @@ class SQLiteBackend:
         self._wal_path = database + "-wal"
         self._syncs: set[asyncio.Task[None]] = set()
         self._checkpointing: asyncio.Future[None] | None = None
+        self._last_checkpoint = 0.0
+        # One connection for the background checkpoints: a new one would read the schema again.
+        self._checkpointer: sa.Connection | None = None
         self._writer: sa.Connection | None = None
         self._write_tx: sa.RootTransaction | None = None
         self._lock = asyncio.Lock()
@@ -171,11 +177,11 @@ class SQLiteBackend:
 
     def _commit(self, tx: sa.RootTransaction) -> None:
         tx.commit()
-        if self._wal_size() >= RESTART_WAL_BYTES and self._writer is not None:
-            # Still holding the writer: nobody appends while the checkpoint catches up and the
-            # next transaction starts the WAL from its beginning.
+        if self._wal_size() >= TRUNCATE_WAL_BYTES and self._writer is not None:
+            # Still holding the writer: nobody appends while the checkpoint catches up, and the
+            # next transaction starts a new, empty WAL file.
             driver: Any = self._writer.connection.driver_connection
-            driver.execute("PRAGMA wal_checkpoint(RESTART)")
+            driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _wal_size(self) -> int:
         try:
@@ -194,7 +200,7 @@ class SQLiteBackend:
         self._maybe_checkpoint()
 
     def _maybe_checkpoint(self) -> None:
-        """Start a background checkpoint when the WAL has grown, unless one is running.
+        """Start a background checkpoint, unless one is running or the last began moments ago.
 
         Left to SQLite, the checkpoint would run inside whichever COMMIT crossed the threshold,
         holding up the writer while it copies and syncs pages scattered over the whole file (on
@@ -203,13 +209,17 @@ class SQLiteBackend:
         """
         if self._checkpointing is not None and not self._checkpointing.done():
             return
-        if self._wal_size() >= CHECKPOINT_WAL_BYTES:
-            self._checkpointing = asyncio.ensure_future(asyncio.to_thread(self._checkpoint))
+        now = time.monotonic()
+        if now - self._last_checkpoint < CHECKPOINT_INTERVAL:
+            return
+        self._last_checkpoint = now
+        self._checkpointing = asyncio.ensure_future(asyncio.to_thread(self._checkpoint))
 
     def _checkpoint(self) -> None:
-        with self.engine.connect() as conn:
-            driver: Any = conn.connection.driver_connection
-            driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        if self._checkpointer is None or self._checkpointer.closed:
+            self._checkpointer = self.engine.connect()
+        driver: Any = self._checkpointer.connection.driver_connection
+        driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _fsync_wal(self) -> None:
         # Any fsync of the WAL file flushes every frame written to it so far, this batch's included.
@@ -258,6 +268,9 @@ class SQLiteBackend:
             await asyncio.gather(*self._syncs, return_exceptions=True)
         if self._checkpointing is not None:
             await asyncio.gather(self._checkpointing, return_exceptions=True)
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
         try:
             if self._writer is not None:
                 self._writer.close()
