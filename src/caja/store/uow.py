@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from functools import cached_property
 from types import TracebackType
 from typing import Self
 
@@ -43,6 +44,7 @@ class UnitOfWork:
         self._database = database
         self._write = write
         self._unit: AbstractAsyncContextManager[Conn] | None = None
+        self._conn: Conn
         # A write unit that enqueued jobs (``tx.jobs.enqueue``, which the event fan-out uses) wakes
         # the commit listeners (dispatchers) once it has committed; ``notify`` forces that.
         self.notify = notify
@@ -54,23 +56,67 @@ class UnitOfWork:
 
     async def __aenter__(self) -> Self:
         self._unit = self._database.unit(write=self._write)
-        conn = await self._unit.__aenter__()
-        self.accounts = AccountRepository(conn)
-        self.customers = CustomerRepository(conn)
-        self.payment_sources = PaymentSourceRepository(conn)
-        self.sequences = SequenceRepository(conn)
-        self.jobs = JobRepository(conn)
-        # The event fan-out enqueues deliveries through the job repository (and its count).
-        self.events = EventRepository(conn, self.jobs)
-        self.webhooks = WebhookRepository(conn)
-        self.webhook_keys = WebhookKeyRepository(conn)
-        self.deliveries = DeliveryRepository(conn)
-        self.caught_emails = CaughtEmailRepository(conn)
-        self.networks = NetworkRepository(conn)
-        self.cash_payments = CashPaymentRepository(conn)
-        self.orders = OrderRepository(conn)
-        self.sealed = SealedValueRepository(conn)
+        self._conn = await self._unit.__aenter__()
         return self
+
+    # Repositories are made on first use: a unit uses two or three of them, and a request opens
+    # several units.
+    @cached_property
+    def accounts(self) -> AccountRepository:
+        return AccountRepository(self._conn)
+
+    @cached_property
+    def customers(self) -> CustomerRepository:
+        return CustomerRepository(self._conn)
+
+    @cached_property
+    def payment_sources(self) -> PaymentSourceRepository:
+        return PaymentSourceRepository(self._conn)
+
+    @cached_property
+    def sequences(self) -> SequenceRepository:
+        return SequenceRepository(self._conn)
+
+    @cached_property
+    def jobs(self) -> JobRepository:
+        return JobRepository(self._conn)
+
+    @cached_property
+    def events(self) -> EventRepository:
+        # The event fan-out enqueues deliveries through the job repository (and its count).
+        return EventRepository(self._conn, self.jobs)
+
+    @cached_property
+    def webhooks(self) -> WebhookRepository:
+        return WebhookRepository(self._conn)
+
+    @cached_property
+    def webhook_keys(self) -> WebhookKeyRepository:
+        return WebhookKeyRepository(self._conn)
+
+    @cached_property
+    def deliveries(self) -> DeliveryRepository:
+        return DeliveryRepository(self._conn)
+
+    @cached_property
+    def caught_emails(self) -> CaughtEmailRepository:
+        return CaughtEmailRepository(self._conn)
+
+    @cached_property
+    def networks(self) -> NetworkRepository:
+        return NetworkRepository(self._conn)
+
+    @cached_property
+    def cash_payments(self) -> CashPaymentRepository:
+        return CashPaymentRepository(self._conn)
+
+    @cached_property
+    def orders(self) -> OrderRepository:
+        return OrderRepository(self._conn)
+
+    @cached_property
+    def sealed(self) -> SealedValueRepository:
+        return SealedValueRepository(self._conn)
 
     async def __aexit__(
         self,
@@ -80,14 +126,16 @@ class UnitOfWork:
     ) -> bool | None:
         assert self._unit is not None
         unit, self._unit = self._unit, None
-        if exc_type is None:
+        # Only a unit that added events has any to write.
+        if exc_type is None and "events" in self.__dict__:
             try:
                 await self.events.flush()
             except BaseException as flush_error:
                 await unit.__aexit__(type(flush_error), flush_error, flush_error.__traceback__)
                 raise
         result = await unit.__aexit__(exc_type, exc, tb)
-        if exc_type is None and self._write and (self.notify or self.jobs.enqueued):
+        enqueued = "jobs" in self.__dict__ and self.jobs.enqueued
+        if exc_type is None and self._write and (self.notify or enqueued):
             for callback in self._on_commit:
                 callback()
         return result
