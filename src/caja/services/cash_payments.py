@@ -356,49 +356,43 @@ async def _record(
         raise _AnswerExists
 
 
-async def _payable_lookup(
-    desk: CashDesk, network: Network, facts: _Facts, request: PaymentRequest
-) -> CashLookup | FailureCode:
-    """The lookup this payment follows: the one named, or the store's latest open one, or a new one."""
-    now = desk.clock.now()
-    async with desk.uow() as tx:
-        if request.lookup_id is not None:
-            named = await tx.cash_payments.lookup(request.lookup_id)
-            # A lookup answers one store's question about one reference; it pays only that.
-            if named is None or (named.network_id, named.store, named.reference) != (
-                network.id,
-                request.store,
-                request.reference,
-            ):
-                raise ResourceNotFoundError.entity("CashLookup", request.lookup_id)
-            if named.charge_id is not None:
-                return FailureCode.ALREADY_PAID
-            if named.expires_at > now:
-                return named
-        else:
-            latest = await tx.cash_payments.latest_open_lookup(
-                network.id, request.store, request.reference, now
-            )
-            if latest is not None:
-                return latest
-    # No valid lookup (the store skipped it, or it expired): ask the merchant now.
-    return await _ask_lookup(desk, network, facts, request.store)
+async def _stored_lookup(
+    tx: UnitOfWork, network: Network, request: PaymentRequest, now: int
+) -> CashLookup | FailureCode | None:
+    """The lookup this payment follows: the one named, or the store's latest open one; None: none valid."""
+    if request.lookup_id is None:
+        return await tx.cash_payments.latest_open_lookup(network.id, request.store, request.reference, now)
+    named = await tx.cash_payments.lookup(request.lookup_id)
+    # A lookup answers one store's question about one reference; it pays only that.
+    if named is None or (named.network_id, named.store, named.reference) != (
+        network.id,
+        request.store,
+        request.reference,
+    ):
+        raise ResourceNotFoundError.entity("CashLookup", request.lookup_id)
+    if named.charge_id is not None:
+        return FailureCode.ALREADY_PAID
+    return named if named.expires_at > now else None
 
 
 async def pay(desk: CashDesk, network: Network, request: PaymentRequest) -> PaymentOutcome:
     """Take the payer's cash for a reference: idempotent on the store's transaction id."""
+    now = desk.clock.now()
+    # One read for everything known before the merchant is asked.
     async with desk.uow() as tx:
         previous = await tx.cash_payments.transaction(network.id, request.transaction_id)
-        found_facts = await _read_facts(tx, request.reference, network, desk.clock.now())
+        facts = await _read_facts(tx, request.reference, network, now)
+        payable = previous is None and request.amount > 0 and not isinstance(facts, FailureCode)
+        stored = await _stored_lookup(tx, network, request, now) if payable else None
     if previous is not None:
         return _replay(previous, request)
     limits = desk.settings.limits
     if request.amount <= 0:
         return await _record_decline(desk, network, request, FailureCode.INVALID_AMOUNT)
-    facts = found_facts
     if isinstance(facts, FailureCode):
         return await _record_decline(desk, network, request, facts)
-    found = await _payable_lookup(desk, network, facts, request)
+    # No valid lookup (the store skipped it, or it expired): ask the merchant now.
+    found = stored if stored is not None else await _ask_lookup(desk, network, facts, request.store)
     if isinstance(found, FailureCode):
         return await _record_decline(desk, network, request, found)
     refused = check_amount(request.amount, found.range, limits)
