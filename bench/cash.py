@@ -154,21 +154,7 @@ def helper(name: str, core: str, options: Options, smtp: bool = False) -> Iterat
 def caja_serve(name: str, database_url: str, sink: Helper, options: Options) -> tuple[str, Any]:
     """``caja serve`` pinned to core 0, e-mail to the sink, no built-in mail catcher."""
     port = free_port()
-    command = [
-        str(VENV_BIN / "caja"),
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--database-url",
-        database_url,
-        "--api-key",
-        suite.CAJA_KEY,
-        "--log-level",
-        "warning",
-        "--no-mail-catcher",
-    ]
+    command = suite.caja_serve_command(port, database_url, "--no-mail-catcher")
     env = {
         "CAJA_SMTP_HOST": "127.0.0.1",
         "CAJA_SMTP_PORT": str(sink.smtp_port),

@@ -154,24 +154,7 @@ def caja_serve(
 ) -> tuple[str, Any]:
     """``caja serve`` on ``core`` (``suite.server`` pins to core 0; an inner taskset moves it)."""
     port = free_port()
-    command = [
-        "taskset",
-        "-c",
-        core,
-        str(VENV_BIN / "caja"),
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--database-url",
-        database_url,
-        "--api-key",
-        suite.CAJA_KEY,
-        "--log-level",
-        "warning",
-        "--no-mail-catcher",
-    ]
+    command = ["taskset", "-c", core, *suite.caja_serve_command(port, database_url, "--no-mail-catcher")]
     if not dispatcher:
         command.append("--no-dispatcher")
     base = f"http://127.0.0.1:{port}"
@@ -814,7 +797,7 @@ def main(argv: list[str] | None = None) -> None:
         "--rate",
         type=float,
         default=200.0,
-        help=f"steady creates per second (200), at most {STEADY_SHARE:.0%} of the saturated rate",
+        help=f"steady creates per second (200), at most {STEADY_SHARE:.0%}% of the saturated rate",
     )
     parser.add_argument("--steady-seconds", type=float, help="seconds of steady load (default 15; --quick 5)")
     parser.add_argument("--quick", action="store_true", help="fewer events, shorter steady load")

@@ -147,11 +147,10 @@ def server(
             process.wait()
 
 
-def caja_server(name: str, database_url: str, options: Options, ready_timeout: float = 120) -> Any:
-    port = free_port()
-    caja = VENV_BIN / "caja"
-    command = [
-        str(caja),
+def caja_serve_command(port: int, database_url: str, *extra: str) -> list[str]:
+    """``caja serve`` on a loopback port with the benchmarks' key, logging warnings only."""
+    return [
+        str(VENV_BIN / "caja"),
         "serve",
         "--host",
         "127.0.0.1",
@@ -163,7 +162,13 @@ def caja_server(name: str, database_url: str, options: Options, ready_timeout: f
         CAJA_KEY,
         "--log-level",
         "warning",
+        *extra,
     ]
+
+
+def caja_server(name: str, database_url: str, options: Options, ready_timeout: float = 120) -> Any:
+    port = free_port()
+    command = caja_serve_command(port, database_url)
     base = f"http://127.0.0.1:{port}"
     pg_database = None if database_url.startswith("sqlite") else make_url(database_url).database
     # Each server's own port for the sandbox mail catcher (several run at once, and 8325, the
