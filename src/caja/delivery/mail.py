@@ -76,8 +76,9 @@ class SmtpFailure(Exception):
 # An idle connection older than this is closed rather than reused: servers drop idle clients
 # (RFC 5321 asks them to wait 5 minutes; many wait less), and a reused dead one costs a retry.
 IDLE_SECONDS = 30.0
-# Connections kept open for reuse; more may be open at once while sends overlap.
-POOL_SIZE = 4
+# Connections kept open for reuse: as many as the dispatcher sends at once to one endpoint by
+# default (CAJA_DISPATCHER_PER_ENDPOINT); more may be open while sends overlap.
+POOL_SIZE = 8
 
 
 class Mailer:
