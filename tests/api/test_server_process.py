@@ -163,3 +163,12 @@ def test_graceful_shutdown_finishes_in_flight_requests(tmp_path: Path, signal_na
     with sqlite3.connect(tmp_path / "graceful.db") as raw:
         stored = raw.execute("SELECT count(*) FROM customers").fetchone()[0]
     assert stored >= len(results)
+
+
+def test_a_server_stopped_before_any_request_shuts_down_cleanly(tmp_path: Path) -> None:
+    # The set-up (migrations, the sandbox account) runs on an event loop of its own before
+    # uvicorn's: nothing it leaves behind may be awaited on the serving loop at shutdown.
+    process, _base_url, log = start(f"sqlite:///{tmp_path / 'idle.db'}", tmp_path)
+    assert stop(process) == 0, log.read_text()
+    text = log.read_text()
+    assert "Traceback" not in text and "shutdown failed" not in text, text

@@ -207,13 +207,21 @@ class SQLiteBackend:
         a million-customer database the server sat waiting for I/O and its create rate halved).
         PASSIVE checkpoints run beside the writer and never wait for it.
         """
-        if self._checkpointing is not None and not self._checkpointing.done():
+        if self._checkpoint_running():
             return
         now = time.monotonic()
         if now - self._last_checkpoint < CHECKPOINT_INTERVAL:
             return
         self._last_checkpoint = now
         self._checkpointing = asyncio.ensure_future(asyncio.to_thread(self._checkpoint))
+
+    def _checkpoint_running(self) -> bool:
+        """Whether this loop's last checkpoint is still running (one of an earlier loop is over)."""
+        running = self._checkpointing
+        if running is None or running.done():
+            return False
+        # A backend outlives the loop that ran `caja serve`'s set-up (migrations, the sandbox).
+        return running.get_loop() is asyncio.get_running_loop()
 
     def _checkpoint(self) -> None:
         if self._checkpointer is None or self._checkpointer.closed:
@@ -266,8 +274,12 @@ class SQLiteBackend:
             await self._lock.acquire()
         if self._syncs:
             await asyncio.gather(*self._syncs, return_exceptions=True)
-        if self._checkpointing is not None:
-            await asyncio.gather(self._checkpointing, return_exceptions=True)
+        running = self._checkpointing
+        if running is not None and self._checkpoint_running():
+            await asyncio.gather(running, return_exceptions=True)
+        # Even a finished future must not be awaited from another loop (gather would schedule
+        # a callback on the loop that made it, closed by then).
+        self._checkpointing = None
         if self._checkpointer is not None:
             self._checkpointer.close()
             self._checkpointer = None
