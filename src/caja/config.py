@@ -152,7 +152,7 @@ class Settings:
     previous_secret: str | None = None
     log_level: str = "info"
     log_json: bool = True
-    db_pool_size: int = 10
+    db_pool_size: int = 20
     delivery: DeliverySettings = DeliverySettings()
     mail: MailSettings = MailSettings()
     cash: CashSettings = field(default_factory=CashSettings)

@@ -88,7 +88,10 @@ def test_update_url_subscriptions_and_active(hooks: conekta.WebhooksApi) -> None
     assert updated.url == "https://example.com/new"
     assert updated.subscribed_events == ["customer.deleted"]
     assert updated.active is False
-    assert hooks.get_webhook(created.id).model_dump() == updated.model_dump()
+    # The ping to the unreachable URL may fail meanwhile and move the status on; nothing else moves.
+    fetched = hooks.get_webhook(created.id).model_dump()
+    assert fetched.pop("status") in {"being_pinged", "intermittent_errors"}
+    assert fetched == {k: v for k, v in updated.model_dump().items() if k != "status"}
 
 
 def test_delete_then_get_is_404(hooks: conekta.WebhooksApi) -> None:

@@ -119,6 +119,40 @@ async def test_tenants_are_isolated(uow: UnitOfWorkFactory, clock: FixedClock, t
     assert (await customers.get(uow, tenant, created.id)).id == created.id
 
 
+async def test_a_customer_read_in_one_statement_has_its_active_sources_oldest_first(
+    uow: UnitOfWorkFactory, clock: FixedClock, tenant: Tenant
+) -> None:
+    bare = await customers.create(
+        uow, clock, tenant, NewCustomer(name="Sin fuentes", email="s@example.com"), BASE
+    )
+    assert (await customers.get(uow, tenant, bare.id)).payment_sources == ()
+    created = await customers.create(
+        uow,
+        clock,
+        tenant,
+        NewCustomer(name="Tres", email="t@example.com", payment_sources=(CASH, SPEI)),
+        BASE,
+    )
+    third = await payment_sources.create(uow, clock, tenant, created.id, CASH, BASE)
+    deleted = created.payment_sources[0]
+    await payment_sources.delete(uow, clock, tenant, created.id, deleted.id, BASE)
+    read = await customers.get(uow, tenant, created.id)
+    assert [s.id for s in read.payment_sources] == [created.payment_sources[1].id, third.id]
+    assert read.payment_sources[1] == third
+    changed = ("updated_at", "default_payment_source_id", "payment_sources")
+    assert replace(read, **{f: getattr(created, f) for f in changed}) == created
+
+
+async def test_a_single_statement_read_refuses_a_second_statement(
+    uow: UnitOfWorkFactory, tenant: Tenant
+) -> None:
+    async with uow(single_statement=True) as tx:
+        assert await tx.accounts.get(tenant.account_id) is not None
+        if tx.dialect == "postgresql":  # SQLite reads keep their transaction: nothing to guard
+            with pytest.raises(RuntimeError, match="second statement"):
+                await tx.customers.get_any("cus_none")
+
+
 async def test_clabes_are_unique_under_concurrency(
     uow: UnitOfWorkFactory, clock: FixedClock, tenant: Tenant
 ) -> None:

@@ -78,8 +78,11 @@ async def _load(tx: UnitOfWork, tenant: Tenant, customer_id: str, *, for_update:
 
 
 async def get(uow: UnitOfWorkFactory, tenant: Tenant, customer_id: str) -> Customer:
-    async with uow() as tx:
-        return await _load(tx, tenant, customer_id)
+    async with uow(single_statement=True) as tx:
+        customer = await tx.customers.get_with_sources(tenant, customer_id)
+    if customer is None:
+        raise ResourceNotFoundError.entity("Customer", customer_id)
+    return customer
 
 
 async def update(

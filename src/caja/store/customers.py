@@ -8,11 +8,13 @@ import sqlalchemy as sa
 
 from caja.domain.customers import Customer
 from caja.domain.paging import PageRequest
+from caja.domain.payment_sources import PaymentSource, PaymentSourceStatus
 from caja.domain.tenancy import Tenant
 from caja.store.connection import Conn
 from caja.store.pagination import RowPage, fetch_page
-from caja.store.prepared import Prepared
-from caja.store.tables import customers
+from caja.store.payment_sources import to_payment_source
+from caja.store.prepared import Prepared, named_row
+from caja.store.tables import customers, payment_sources
 
 
 def _tenant_filter(tenant: Tenant) -> sa.ColumnElement[bool]:
@@ -32,6 +34,24 @@ _GET = Prepared(_GET_QUERY)
 # By id alone, deleted or not: a store scanning a reference learns whether its customer is gone.
 _GET_ANY = Prepared(sa.select(customers).where(customers.c.id == sa.bindparam("id")))
 _GET_FOR_UPDATE = Prepared(_GET_QUERY.with_for_update())
+# The customer and its active payment sources in one statement (one row per source, the
+# customer's columns repeated; none: one row of NULL source columns), so a read needs no snapshot.
+_SOURCE_LABELS = [column.label(f"source_{column.key}") for column in payment_sources.columns]
+_CUSTOMER_WIDTH = len(customers.columns)
+_SourceRow = named_row([column.key for column in payment_sources.columns])
+_GET_WITH_SOURCES = Prepared(
+    _GET_QUERY.add_columns(*_SOURCE_LABELS)
+    .select_from(
+        customers.outerjoin(
+            payment_sources,
+            sa.and_(
+                payment_sources.c.customer_id == customers.c.id,
+                payment_sources.c.status == PaymentSourceStatus.ACTIVE.value,
+            ),
+        )
+    )
+    .order_by(payment_sources.c.seq)
+)
 
 
 class CustomerRepository:
@@ -45,6 +65,19 @@ class CustomerRepository:
         params = {"id": customer_id, "account_id": tenant.account_id, "livemode": tenant.livemode}
         row = (await self._conn.run(_GET_FOR_UPDATE if for_update else _GET, params)).first()
         return to_customer(row) if row else None
+
+    async def get_with_sources(self, tenant: Tenant, customer_id: str) -> Customer | None:
+        """The customer with its active payment sources, oldest first, in one statement."""
+        params = {"id": customer_id, "account_id": tenant.account_id, "livemode": tenant.livemode}
+        rows = (await self._conn.run(_GET_WITH_SOURCES, params)).all()
+        if not rows:
+            return None
+        sources: list[PaymentSource] = [
+            to_payment_source(_SourceRow._make(row[_CUSTOMER_WIDTH:]))
+            for row in rows
+            if row[_CUSTOMER_WIDTH] is not None
+        ]
+        return to_customer(rows[0]).with_sources(tuple(sources))
 
     async def get_any(self, customer_id: str) -> Customer | None:
         row = (await self._conn.run(_GET_ANY, {"id": customer_id})).first()

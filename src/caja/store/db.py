@@ -33,7 +33,7 @@ def redact_url(url: str) -> str:
 class Database:
     """One backend, chosen by the URL; everything above it sees only units of work."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 20) -> None:
         self.url = normalise_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self._backend: SQLiteBackend | PostgresBackend = (
@@ -44,9 +44,12 @@ class Database:
     def dialect(self) -> str:
         return "sqlite" if self.is_sqlite else "postgresql"
 
-    def unit(self, *, write: bool) -> AbstractAsyncContextManager[Conn]:
+    def unit(self, *, write: bool, single_statement: bool = False) -> AbstractAsyncContextManager[Conn]:
+        """A transaction; a read of ``single_statement`` may run without one where that is cheaper."""
         backend = self._backend
-        return backend.write_unit() if write else backend.read_unit()
+        if write:
+            return backend.write_unit()
+        return backend.read_unit(single_statement=single_statement)
 
     async def run_sync(self, fn: Any) -> Any:
         """Run ``fn(sync_connection)`` in one committed transaction (migrations, bulk tools)."""

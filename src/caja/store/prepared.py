@@ -84,7 +84,7 @@ class Prepared:
         columns = _result_columns(self.statement)
         if columns:
             result_procs = tuple(col.type.result_processor(dialect, None) for col in columns)
-            row_type = _row_type([col.key for col in columns])
+            row_type = named_row([col.key for col in columns])
         return CompiledForDriver(compiled.string, names, binds, bound, result_procs, row_type)
 
     def _compile_for_asyncpg(self, dialect: Dialect) -> CompiledForDriver:
@@ -114,11 +114,12 @@ class Prepared:
         row_type: Any = None
         if columns:
             result_procs = tuple(col.type._cached_result_processor(dialect, None) for col in columns)
-            row_type = _row_type([col.key for col in columns])
+            row_type = named_row([col.key for col in columns])
         return CompiledForDriver(compiled.string, names, binds, bound, result_procs, row_type)
 
 
-def _row_type(names: list[str]) -> Any:
+def named_row(names: list[str]) -> Any:
+    """A named-tuple row with these column names."""
     return namedtuple("Row", names, rename=True)
 
 

@@ -39,10 +39,12 @@ class UnitOfWork:
         *,
         write: bool,
         notify: bool = False,
+        single_statement: bool = False,
         on_commit: tuple[Callable[[], None], ...] = (),
     ) -> None:
         self._database = database
         self._write = write
+        self._single_statement = single_statement
         self._unit: AbstractAsyncContextManager[Conn] | None = None
         self._conn: Conn
         # A write unit that enqueued jobs (``tx.jobs.enqueue``, which the event fan-out uses) wakes
@@ -55,7 +57,7 @@ class UnitOfWork:
         return self._database.dialect
 
     async def __aenter__(self) -> Self:
-        self._unit = self._database.unit(write=self._write)
+        self._unit = self._database.unit(write=self._write, single_statement=self._single_statement)
         self._conn = await self._unit.__aenter__()
         return self
 
@@ -146,8 +148,18 @@ class UnitOfWorkFactory:
         self.database = database
         self._on_commit: tuple[Callable[[], None], ...] = ()
 
-    def __call__(self, *, write: bool = False, notify: bool = False) -> UnitOfWork:
-        return UnitOfWork(self.database, write=write, notify=notify, on_commit=self._on_commit)
+    def __call__(
+        self, *, write: bool = False, notify: bool = False, single_statement: bool = False
+    ) -> UnitOfWork:
+        """A unit; ``single_statement``: a read that runs exactly one statement (no transaction on
+        PostgreSQL, which saves two round trips; a second statement raises)."""
+        return UnitOfWork(
+            self.database,
+            write=write,
+            notify=notify,
+            single_statement=single_statement,
+            on_commit=self._on_commit,
+        )
 
     def add_commit_listener(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` after each write unit that enqueued jobs commits (cheap, synchronous).
