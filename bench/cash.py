@@ -94,6 +94,8 @@ class Options:
     timeout: int
     profile_seconds: int
     suite: suite.Options
+    # Calls per second the paced round offers; None: PACED_SHARE of the full-speed payment rate.
+    paced_rate: float | None = None
 
 
 def log(message: str) -> None:
@@ -804,8 +806,9 @@ def run_backend(
                 bench.round(connections, options.duration, measure=True)
         full_speed = max((r["good_rps"] for r in bench.runs.get(f"c{STORES}-payment", [])), default=0.0)
         if STORES in options.concurrencies and full_speed > 0:
-            rate = PACED_SHARE * full_speed
-            log(f"    paced: {STORES} stores offering {rate:,.0f} calls/s ({PACED_SHARE:.0%} of full speed)")
+            rate = options.paced_rate or PACED_SHARE * full_speed
+            share = f"{rate / full_speed:.0%} of full speed"
+            log(f"    paced: {STORES} stores offering {rate:,.0f} calls/s ({share})")
             for _ in range(options.repeat):
                 bench.paced_round(STORES, options.duration, rate)
         result: dict[str, Any] = {
@@ -1216,6 +1219,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backends", default="sqlite,postgresql", help="sqlite,postgresql")
     parser.add_argument("--timeout", type=int, default=10, help="wrk's per-request timeout, seconds")
     parser.add_argument(
+        "--paced-rate",
+        type=float,
+        default=None,
+        help="calls/s the paced round offers (default: half the full-speed payment rate); "
+        "a fixed rate compares CPU per call between two versions",
+    )
+    parser.add_argument(
         "--profile-seconds",
         type=int,
         default=15,
@@ -1281,6 +1291,7 @@ def main(argv: list[str] | None = None) -> None:
         timeout=args.timeout,
         profile_seconds=args.profile_seconds,
         suite=suite_options,
+        paced_rate=args.paced_rate,
     )
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if set(backends) - {"sqlite", "postgresql"}:

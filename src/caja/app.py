@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 
-from caja import __version__
+from caja import __version__, heap
 from caja.api import devtools, errors, network, openapi, public
 from caja.api.limits import BodySizeLimit
 from caja.api.merchant import customers, events, orders, payment_sources, payment_test, webhook_keys, webhooks
@@ -32,6 +32,7 @@ def create_app(container: Container) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await container.start()
+        heap.freeze_start_up_objects()
         try:
             yield
         finally:

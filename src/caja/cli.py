@@ -14,7 +14,7 @@ import typer
 import uvicorn
 import uvloop
 
-from caja import bootstrap, devcli, logs
+from caja import bootstrap, devcli, heap, logs
 from caja.app import create_app
 from caja.config import Settings
 from caja.delivery.keyring import ServerSecretMismatchError, load_secret_box
@@ -186,6 +186,7 @@ def worker(
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         await container.start()
+        heap.freeze_start_up_objects()
         assert container.dispatcher is not None
         typer.echo(
             f"Caja worker {container.dispatcher.worker_id}  database {redact_url(container.database.url)}",

@@ -184,3 +184,26 @@ async def test_sqlite_commits_are_durable_once_answered(tmp_path: Path) -> None:
         stored = {row[0] for row in raw.execute("SELECT id FROM customers")}
     assert {c.id for c in created} <= stored
     await database.dispose()
+
+
+async def test_sqlite_writers_wait_for_another_process_holding_the_write_lock(tmp_path: Path) -> None:
+    """The writer begins on the event loop without waiting; a lock held elsewhere is waited for in a
+    thread, while the loop goes on serving, and the unit then commits as usual."""
+    path = tmp_path / "locked.db"
+    database = Database(f"sqlite:///{path}")
+    await migrate.upgrade(database)
+    uow = UnitOfWorkFactory(database)
+    clock = FixedClock(1_800_000_000)
+    tenant = Tenant((await accounts.create_account(uow, clock, "L")).account.id, livemode=False)
+    other = sqlite3.connect(path, isolation_level=None)  # another connection: SQLite cannot tell a process
+    other.execute("BEGIN IMMEDIATE")
+    create = asyncio.ensure_future(
+        customers.create(uow, clock, tenant, NewCustomer(name="Esperó", email="e@example.com"), BASE)
+    )
+    await asyncio.sleep(0.2)
+    assert not create.done()
+    other.execute("ROLLBACK")
+    other.close()
+    created = await asyncio.wait_for(create, 10)
+    assert (await customers.get(uow, tenant, created.id)).name == "Esperó"
+    await database.dispose()
