@@ -196,8 +196,7 @@ async def _facts(desk: CashDesk, reference: str, network: Network) -> _Facts | F
 
 
 async def _read_facts(tx: UnitOfWork, reference: str, network: Network, now: int) -> _Facts | FailureCode:
-    source = await tx.payment_sources.find_by_reference(reference)
-    customer = await tx.customers.get_any(source.customer_id) if source is not None else None
+    source, customer = await tx.cash_payments.reference_owner(reference)
     # A network only ever sees references of its own mode, and an account's sandbox network only
     # that account's: anything else does not exist for them.
     if source is not None and (
@@ -433,8 +432,7 @@ async def _commit_payment(
     tenant = Tenant(found.account_id, found.livemode)
     async with desk.uow(write=True) as tx:
         # What may have changed while the merchant was asked: the reference, its customer, the lookup.
-        source = await tx.payment_sources.find_by_reference(request.reference)
-        customer = await tx.customers.get_any(source.customer_id) if source is not None else None
+        source, customer = await tx.cash_payments.reference_owner(request.reference)
         failure = check_reference(source, customer, now)
         if failure is None and not await tx.cash_payments.use_lookup(found.id, charge_id):
             failure = FailureCode.ALREADY_PAID

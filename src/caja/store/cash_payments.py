@@ -8,10 +8,23 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from caja.domain.cash_payments import CashLookup, StoreTransaction
+from caja.domain.customers import Customer
+from caja.domain.payment_sources import PaymentSource
 from caja.store.connection import Conn
-from caja.store.prepared import Prepared
-from caja.store.tables import cash_lookups, network_payments
+from caja.store.customers import to_customer
+from caja.store.payment_sources import to_payment_source
+from caja.store.prepared import Prepared, named_row
+from caja.store.tables import cash_lookups, customers, network_payments, payment_sources
 
+# A reference and its customer (deleted or not) in one statement: what a store's scan needs to know.
+_SOURCE_WIDTH = len(payment_sources.columns)
+_CustomerRow = named_row([column.key for column in customers.columns])
+_CUSTOMER_ID = [column.key for column in customers.columns].index("id")
+_REFERENCE_OWNER = Prepared(
+    sa.select(payment_sources, *(column.label(f"customer_{column.key}") for column in customers.columns))
+    .select_from(payment_sources.outerjoin(customers, customers.c.id == payment_sources.c.customer_id))
+    .where(payment_sources.c.reference == sa.bindparam("reference"))
+)
 _LOOKUP_COLUMNS = [c.key for c in cash_lookups.columns if c.key != "seq"]
 _INSERT_LOOKUP = Prepared(cash_lookups.insert(), keys=_LOOKUP_COLUMNS)
 _GET_LOOKUP = Prepared(sa.select(cash_lookups).where(cash_lookups.c.id == sa.bindparam("id")))
@@ -58,6 +71,16 @@ _GET_TRANSACTION = Prepared(
 class CashPaymentRepository:
     def __init__(self, conn: Conn) -> None:
         self._conn = conn
+
+    async def reference_owner(self, reference: str) -> tuple[PaymentSource | None, Customer | None]:
+        """The payment source of a reference, across every account and mode, and its customer."""
+        row = (await self._conn.run(_REFERENCE_OWNER, {"reference": reference})).first()
+        if row is None:
+            return None, None
+        customer = row[_SOURCE_WIDTH:]
+        if customer[_CUSTOMER_ID] is None:
+            return to_payment_source(row), None
+        return to_payment_source(row), to_customer(_CustomerRow._make(customer))
 
     async def add_lookup(self, lookup: CashLookup) -> None:
         await self._conn.run(_INSERT_LOOKUP, _lookup_columns(lookup))
