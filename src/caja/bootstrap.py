@@ -92,6 +92,7 @@ class Container:
             self._approvals = ApprovalClient(
                 self.uow, self.clock, self._secret_box, budget=delivery.approval_timeout
             )
+            self.uow.add_webhooks_listener(self._approvals.forget_targets)
         if self._cash_desk is None:
             self._networks = NetworkAuthenticator(self.uow, self.clock, self._secret_box)
             self._cash_desk = CashDesk(

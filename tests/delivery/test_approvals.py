@@ -17,6 +17,8 @@ from caja.domain.approvals import (
 )
 from caja.domain.jobs import JobKind, JobStatus
 from caja.domain.tenancy import Tenant
+from caja.domain.webhooks import NewWebhook
+from caja.services import webhooks
 from tests.delivery.conftest import Hook, World
 from tests.delivery.verify import verify_both
 from tests.tools.receiver import Receiver, Reply, always
@@ -146,3 +148,21 @@ async def test_connection_refused(world: World, approvals: ApprovalClient) -> No
     await world.webhook(url, synchronous=True)
     result = await approvals.request(world.tenant, LOOKUP, INBOUND)
     assert isinstance(result, ApprovalFailure) and result.reason is ApprovalFailureReason.CONNECTION
+
+
+async def test_a_webhook_changed_in_this_process_is_asked_at_once(
+    world: World, receiver: Receiver, approvals: ApprovalClient
+) -> None:
+    """The synchronous webhooks are cached for a second, but a change made here empties the cache."""
+    world.uow.add_webhooks_listener(approvals.forget_targets)
+    first = await approvals.request(world.tenant, LOOKUP, INBOUND)
+    assert isinstance(first, ApprovalFailure) and first.reason is ApprovalFailureReason.NO_WEBHOOK
+    receiver.on("/new", always(Reply(200, b'{"payable": true}')))
+    created = await webhooks.create(
+        world.uow, world.clock, world.box, world.tenant, NewWebhook(receiver.url("/new"), synchronous=True)
+    )
+    assert await approvals.request(world.tenant, LOOKUP, INBOUND) == ApprovalReply(payable=True)
+    await webhooks.update(world.uow, world.clock, world.box, world.tenant, created.id, {"active": False})
+    after = await approvals.request(world.tenant, LOOKUP, INBOUND)
+    assert isinstance(after, ApprovalFailure) and after.reason is ApprovalFailureReason.NO_WEBHOOK
+    assert len(receiver.to("/new")) == 1

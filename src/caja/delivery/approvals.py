@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from functools import partial
 from typing import Any
 
 import orjson
@@ -18,7 +19,7 @@ import structlog
 
 from caja import timing
 from caja.delivery import http
-from caja.delivery.webhook_delivery import Opener, Signer
+from caja.delivery.webhook_delivery import Opener, ShortCache, Signer
 from caja.domain import ids
 from caja.domain.approvals import (
     ApprovalFailure,
@@ -69,6 +70,9 @@ class ApprovalClient:
         self._uow = uow
         self._clock = clock
         self._signer = Signer(uow, opener)
+        # The tenant's synchronous webhooks, read at most once a second (CACHE_SECONDS) by this
+        # process, and again at once after this process changes any webhook (forget_targets).
+        self._targets = ShortCache()
         self.budget = budget
         self._own_client = client is None
         self._client = client or http.new_client(max_connections=64)
@@ -87,6 +91,14 @@ class ApprovalClient:
         while self._log_writer is not None and not self._log_writer.done():
             await asyncio.shield(self._log_writer)
 
+    def forget_targets(self) -> None:
+        """Webhooks changed: read the synchronous ones again on the next call."""
+        self._targets.clear()
+
+    async def _synchronous_webhooks(self, tenant: Tenant) -> list[WebhookTarget]:
+        async with self._uow(single_statement=True) as tx:
+            return await tx.deliveries.synchronous_webhooks(tenant)
+
     async def request(
         self, tenant: Tenant, event_type: str, obj: dict[str, Any], *, budget: float | None = None
     ) -> ApprovalResult:
@@ -95,8 +107,7 @@ class ApprovalClient:
         deadline = time.monotonic() + budget
         try:
             async with asyncio.timeout(budget):
-                async with self._uow() as tx:
-                    targets = await tx.deliveries.synchronous_webhooks(tenant)
+                targets = await self._targets.get(tenant, partial(self._synchronous_webhooks, tenant))
         except TimeoutError:
             return ApprovalFailure(ApprovalFailureReason.TIMEOUT, f"no answer within {budget:g} s")
         if not targets:

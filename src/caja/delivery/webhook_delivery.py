@@ -39,7 +39,7 @@ class Opener(Protocol):
     def open(self, token: str) -> str: ...
 
 
-class _Cache:
+class ShortCache:
     """Values loaded at most once per ``CACHE_SECONDS`` per key; concurrent misses share one load."""
 
     def __init__(self) -> None:
@@ -73,6 +73,9 @@ class _Cache:
     def drop(self, key: Any) -> None:
         self._entries.pop(key, None)
 
+    def clear(self) -> None:
+        self._entries.clear()
+
 
 class Signer:
     """Everything needed to sign for a tenant and a webhook, read through a short cache."""
@@ -80,8 +83,8 @@ class Signer:
     def __init__(self, uow: UnitOfWorkFactory, opener: Opener) -> None:
         self._uow = uow
         self._opener = opener
-        self._targets = _Cache()
-        self._keys = _Cache()
+        self._targets = ShortCache()
+        self._keys = ShortCache()
         self._secrets: dict[str, str] = {}
 
     async def target(self, webhook_id: str) -> WebhookTarget | None:

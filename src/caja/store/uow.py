@@ -41,6 +41,7 @@ class UnitOfWork:
         notify: bool = False,
         single_statement: bool = False,
         on_commit: tuple[Callable[[], None], ...] = (),
+        on_webhooks_changed: tuple[Callable[[], None], ...] = (),
     ) -> None:
         self._database = database
         self._write = write
@@ -51,6 +52,7 @@ class UnitOfWork:
         # the commit listeners (dispatchers) once it has committed; ``notify`` forces that.
         self.notify = notify
         self._on_commit = on_commit
+        self._on_webhooks_changed = on_webhooks_changed
 
     @property
     def dialect(self) -> str:
@@ -136,10 +138,14 @@ class UnitOfWork:
                 await unit.__aexit__(type(flush_error), flush_error, flush_error.__traceback__)
                 raise
         result = await unit.__aexit__(exc_type, exc, tb)
-        enqueued = "jobs" in self.__dict__ and self.jobs.enqueued
-        if exc_type is None and self._write and (self.notify or enqueued):
-            for callback in self._on_commit:
-                callback()
+        if exc_type is None and self._write:
+            enqueued = "jobs" in self.__dict__ and self.jobs.enqueued
+            if self.notify or enqueued:
+                for callback in self._on_commit:
+                    callback()
+            if "webhooks" in self.__dict__ and self.webhooks.changed:
+                for callback in self._on_webhooks_changed:
+                    callback()
         return result
 
 
@@ -147,6 +153,7 @@ class UnitOfWorkFactory:
     def __init__(self, database: Database) -> None:
         self.database = database
         self._on_commit: tuple[Callable[[], None], ...] = ()
+        self._on_webhooks_changed: tuple[Callable[[], None], ...] = ()
 
     def __call__(
         self, *, write: bool = False, notify: bool = False, single_statement: bool = False
@@ -159,6 +166,7 @@ class UnitOfWorkFactory:
             notify=notify,
             single_statement=single_statement,
             on_commit=self._on_commit,
+            on_webhooks_changed=self._on_webhooks_changed,
         )
 
     def add_commit_listener(self, callback: Callable[[], None]) -> None:
@@ -171,3 +179,8 @@ class UnitOfWorkFactory:
 
     def remove_commit_listener(self, callback: Callable[[], None]) -> None:
         self._on_commit = tuple(c for c in self._on_commit if c is not callback)
+
+    def add_webhooks_listener(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` after each unit of this process that changed webhooks commits, so
+        caches of them (the approval client's) drop what they hold at once."""
+        self._on_webhooks_changed = (*self._on_webhooks_changed, callback)

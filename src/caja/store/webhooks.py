@@ -53,6 +53,8 @@ FANOUT_QUERY = sa.select(
 class WebhookRepository:
     def __init__(self, conn: Conn) -> None:
         self._conn = conn
+        # Whether this unit wrote webhooks: in-process caches of them are dropped once it commits.
+        self.changed = False
 
     async def lock_tenant(self, tenant: Tenant) -> None:
         """Serialise webhook creation per account (the per-tenant limit, the first webhook key).
@@ -65,6 +67,7 @@ class WebhookRepository:
         )
 
     async def insert(self, webhook: Webhook, box: Sealer) -> None:
+        self.changed = True
         await self._conn.execute(_INSERT, _columns(webhook, box))
 
     async def count(self, tenant: Tenant) -> int:
@@ -96,6 +99,7 @@ class WebhookRepository:
         }
 
     async def update(self, tenant: Tenant, webhook_id: str, values: dict[str, Any]) -> None:
+        self.changed = True
         await self._conn.execute(
             webhooks.update().where(_tenant_filter(tenant), webhooks.c.id == webhook_id).values(**values)
         )
