@@ -16,15 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy import event
 
 from caja.store.connection import LoopConnection, json_dumps
+
+log = structlog.get_logger("caja.store.sqlite")
 
 MAX_BATCH = 256
 # Copy the WAL back into the database file at most this often, while there are commits...
@@ -179,9 +183,15 @@ class SQLiteBackend:
         tx.commit()
         if self._wal_size() >= TRUNCATE_WAL_BYTES and self._writer is not None:
             # Still holding the writer: nobody appends while the checkpoint catches up, and the
-            # next transaction starts a new, empty WAL file.
+            # next transaction starts a new, empty WAL file. (Measured: 30–50 ms on a 64 MiB WAL
+            # under load, mostly copying the pages the last background checkpoint left and
+            # syncing; run on the loop instead, it stalled readers too, for as long.)
             driver: Any = self._writer.connection.driver_connection
-            driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            try:
+                driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                # The batch is committed whatever happens here: it must not be reported lost.
+                log.warning("could not truncate the WAL; trying again after a later batch", exc_info=True)
 
     def _wal_size(self) -> int:
         try:
