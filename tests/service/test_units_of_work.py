@@ -165,14 +165,20 @@ async def test_clabes_are_unique_under_concurrency(
     assert all(r.startswith("646180") and len(r) == 18 for r in references)
 
 
-async def test_sqlite_commits_are_durable_once_answered(tmp_path: Path) -> None:
-    """A create that returned is on disk: a separate connection opened afterwards sees it."""
-    path = tmp_path / "durable.db"
+async def sqlite_with_account(path: Path) -> tuple[Database, UnitOfWorkFactory, FixedClock, Tenant]:
+    """A migrated SQLite file of the test's own, with one account."""
     database = Database(f"sqlite:///{path}")
     await migrate.upgrade(database)
     uow = UnitOfWorkFactory(database)
     clock = FixedClock(1_800_000_000)
     tenant = Tenant((await accounts.create_account(uow, clock, "D")).account.id, livemode=False)
+    return database, uow, clock, tenant
+
+
+async def test_sqlite_commits_are_durable_once_answered(tmp_path: Path) -> None:
+    """A create that returned is on disk: a separate connection opened afterwards sees it."""
+    path = tmp_path / "durable.db"
+    database, uow, clock, tenant = await sqlite_with_account(path)
     created = await asyncio.gather(
         *(
             customers.create(uow, clock, tenant, NewCustomer(name=f"d{i}", email="d@example.com"), BASE)
@@ -187,14 +193,10 @@ async def test_sqlite_commits_are_durable_once_answered(tmp_path: Path) -> None:
 
 
 async def test_sqlite_writers_wait_for_another_process_holding_the_write_lock(tmp_path: Path) -> None:
-    """The writer begins on the event loop without waiting; a lock held elsewhere is waited for in a
-    thread, while the loop goes on serving, and the unit then commits as usual."""
+    """A write lock held elsewhere is waited for (BEGIN IMMEDIATE runs in a thread, never on the
+    loop), and the unit then commits as usual."""
     path = tmp_path / "locked.db"
-    database = Database(f"sqlite:///{path}")
-    await migrate.upgrade(database)
-    uow = UnitOfWorkFactory(database)
-    clock = FixedClock(1_800_000_000)
-    tenant = Tenant((await accounts.create_account(uow, clock, "L")).account.id, livemode=False)
+    database, uow, clock, tenant = await sqlite_with_account(path)
     other = sqlite3.connect(path, isolation_level=None)  # another connection: SQLite cannot tell a process
     other.execute("BEGIN IMMEDIATE")
     create = asyncio.ensure_future(
