@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +19,7 @@ from caja.domain.payment_sources import NewPaymentSource, PaymentSourceType
 from caja.domain.tenancy import Tenant
 from caja.services import accounts, customers, payment_sources
 from caja.store import migrate
+from caja.store import sqlite as sqlite_backend
 from caja.store.customers import to_customer
 from caja.store.db import Database
 from caja.store.tables import customers as customers_table
@@ -209,3 +211,32 @@ async def test_sqlite_writers_wait_for_another_process_holding_the_write_lock(tm
     created = await asyncio.wait_for(create, 10)
     assert (await customers.get(uow, tenant, created.id)).name == "Esperó"
     await database.dispose()
+
+
+def file_size(path: Path) -> int:
+    return os.path.getsize(path)
+
+
+async def test_sqlite_wal_is_truncated_between_batches_after_a_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past its size limit the WAL starts over from an empty file, and no write is lost."""
+    monkeypatch.setattr(sqlite_backend, "TRUNCATE_WAL_BYTES", 1)
+    monkeypatch.setattr(sqlite_backend, "CHECKPOINT_INTERVAL", 0.0)
+    path = tmp_path / "wal.db"
+    database, uow, clock, tenant = await sqlite_with_account(path)
+    wal = Path(f"{path}-wal")
+    created = []
+    for i in range(20):
+        customer = NewCustomer(name=f"w{i}", email="w@example.com", payment_sources=(CASH,))
+        created.append(await customers.create(uow, clock, tenant, customer, BASE))
+        await asyncio.sleep(0)
+    for _ in range(500):  # the last batch's checkpoint and truncation run in the background
+        if file_size(wal) == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert file_size(wal) == 0
+    assert [(await customers.get(uow, tenant, c.id)).name for c in created] == [f"w{i}" for i in range(20)]
+    await database.dispose()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT count(*) FROM customers").fetchone()[0] == 20

@@ -33,11 +33,18 @@ log = structlog.get_logger("caja.store.sqlite")
 MAX_BATCH = 256
 # Copy the WAL back into the database file at most this often, while there are commits...
 CHECKPOINT_INTERVAL = 0.5
-# ...and, since a WAL only starts over once a checkpoint has caught up with every write, let the
-# writer itself finish one (TRUNCATE) when sustained load has let the WAL file grow this large.
+# ...and, since a WAL only starts over once a checkpoint has caught up with every write, finish
+# one (TRUNCATE) between two batches when sustained load has let the WAL file grow this large.
 # The WAL file never shrinks by itself (SQLite reuses it from the start), so its size is a
 # trigger only for a checkpoint that truncates it.
 TRUNCATE_WAL_BYTES = 64 * 1024 * 1024
+# Should that never find a quiet moment (readers of other processes), the writer truncates past
+# this size whatever it costs.
+FORCE_TRUNCATE_WAL_BYTES = 4 * TRUNCATE_WAL_BYTES
+# Tries to come between two batches before leaving the truncation to the next checkpoint.
+TRUNCATE_TRIES = 3
+# How long a connection waits for another's lock (SQLite's busy handler).
+BUSY_TIMEOUT_MS = 10_000
 
 
 def sqlite_engine(url: str) -> sa.Engine:
@@ -60,7 +67,7 @@ def sqlite_engine(url: str) -> sa.Engine:
         # No checkpoint inside a writer's COMMIT: SQLiteBackend checkpoints in the background.
         cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -106,6 +113,7 @@ class SQLiteBackend:
         self._queued = 0
         self._batch: _Batch | None = None
         self._idle_readers: list[sa.Connection] = []
+        self._closing = False
         self._max_idle_readers = readers
 
     def _writer_connection(self) -> sa.Connection:
@@ -181,11 +189,9 @@ class SQLiteBackend:
 
     def _commit(self, tx: sa.RootTransaction) -> None:
         tx.commit()
-        if self._wal_size() >= TRUNCATE_WAL_BYTES and self._writer is not None:
-            # Still holding the writer: nobody appends while the checkpoint catches up, and the
-            # next transaction starts a new, empty WAL file. (Measured: 30–50 ms on a 64 MiB WAL
-            # under load, mostly copying the pages the last background checkpoint left and
-            # syncing; run on the loop instead, it stalled readers too, for as long.)
+        if self._wal_size() >= FORCE_TRUNCATE_WAL_BYTES and self._writer is not None:
+            # The background truncation never found its moment (see _truncate_wal): do it now,
+            # still holding the writer, waiting for readers as long as it takes.
             driver: Any = self._writer.connection.driver_connection
             try:
                 driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -223,7 +229,48 @@ class SQLiteBackend:
         if now - self._last_checkpoint < CHECKPOINT_INTERVAL:
             return
         self._last_checkpoint = now
-        self._checkpointing = asyncio.ensure_future(asyncio.to_thread(self._checkpoint))
+        self._checkpointing = asyncio.ensure_future(self._background_checkpoint())
+
+    async def _background_checkpoint(self) -> None:
+        await asyncio.to_thread(self._checkpoint)
+        # Not while dispose() holds the writer: it waits for this checkpoint.
+        if self._wal_size() >= TRUNCATE_WAL_BYTES and not self._closing:
+            try:
+                await self._truncate_wal()
+            except sqlite3.Error:
+                log.warning("could not truncate the WAL; trying after a later checkpoint", exc_info=True)
+
+    async def _truncate_wal(self) -> None:
+        """Start the WAL over between two batches, right after a checkpoint caught up with it.
+
+        Truncating needs the writer to itself and every reader out of the WAL. Done by the
+        writer after the batch that crossed the size, it first had to copy whatever the last
+        background checkpoint had left (up to half a second of writes) and to wait, sleeping in
+        SQLite's busy handler, for the loop's readers: measured, 30–50 ms with every writer held
+        up. Here the PASSIVE checkpoint just now has copied nearly everything beside the writer;
+        this takes the writer between two batches and runs on the event loop, where no reader of
+        this process is ever between two statements, without waiting for anyone
+        (``busy_timeout=0``): what is left is a few pages, a sync and the truncation. A reader
+        of another process defers it to a later checkpoint.
+        """
+        for _ in range(TRUNCATE_TRIES):
+            await self._lock.acquire()
+            if self._batch is None:
+                break
+            await self._commit_batch_and_unlock()  # a batch was open: let it go first, try again
+        else:
+            return
+        try:
+            if self._writer is None:
+                return
+            driver: Any = self._writer.connection.driver_connection
+            driver.execute("PRAGMA busy_timeout=0")
+            try:
+                driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            finally:
+                driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        finally:
+            self._lock.release()
 
     def _checkpoint_running(self) -> bool:
         """Whether this loop's last checkpoint is still running (one of an earlier loop is over)."""
@@ -280,6 +327,11 @@ class SQLiteBackend:
         return await asyncio.to_thread(work)
 
     async def dispose(self) -> None:
+        self._closing = True
+        # A checkpoint may be waiting for the writer to truncate the WAL: let it finish first.
+        running = self._checkpointing
+        if running is not None and self._checkpoint_running():
+            await asyncio.gather(running, return_exceptions=True)
         await self._lock.acquire()
         if self._batch is not None:
             await self._commit_batch_and_unlock()
@@ -305,3 +357,5 @@ class SQLiteBackend:
             conn.close()
         self._idle_readers.clear()
         self.engine.dispose()
+        # Disposed, the backend may serve again (`caja serve` sets up on one loop, serves on another).
+        self._closing = False
