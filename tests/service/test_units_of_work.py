@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from caja.domain.clock import FixedClock
 from caja.domain.customers import Customer, NewCustomer
-from caja.domain.errors import ParameterValidationError, ResourceNotFoundError
+from caja.domain.errors import ParameterValidationError, ResourceNotFoundError, ServiceUnavailableError
 from caja.domain.paging import PageRequest
 from caja.domain.payment_sources import NewPaymentSource, PaymentSourceType
 from caja.domain.tenancy import Tenant
@@ -21,11 +21,13 @@ from caja.services import accounts, customers, payment_sources
 from caja.store import migrate
 from caja.store import sqlite as sqlite_backend
 from caja.store.customers import to_customer
-from caja.store.db import Database
+from caja.store.db import Database, normalise_url
+from caja.store.postgres import PostgresBackend
 from caja.store.tables import customers as customers_table
 from caja.store.tables import events
 from caja.store.tables import payment_sources as sources_table
 from caja.store.uow import UnitOfWork, UnitOfWorkFactory
+from tests.conftest import postgres_url
 
 BASE = "http://caja.test"
 CASH = NewPaymentSource(PaymentSourceType.CASH_RECURRENT)
@@ -240,3 +242,19 @@ async def test_sqlite_wal_is_truncated_between_batches_after_a_checkpoint(
     await database.dispose()
     with sqlite3.connect(path) as raw:
         assert raw.execute("SELECT count(*) FROM customers").fetchone()[0] == 20
+
+
+async def test_a_postgres_pool_that_stays_busy_answers_service_unavailable() -> None:
+    """No overflow: past the pool's size a unit waits, and after the pool's timeout it is a 503."""
+    backend = PostgresBackend(normalise_url(postgres_url()), pool_size=1, pool_timeout=0.2)
+    try:
+        async with backend.read_unit():
+            with pytest.raises(ServiceUnavailableError) as caught:
+                async with backend.read_unit():
+                    pass
+        assert caught.value.http_status == 503
+        assert caught.value.details[0].code == "caja.errors.api.system.busy"
+        async with backend.read_unit(single_statement=True) as conn:  # the connection came back
+            assert (await conn.scalar(sa.text("SELECT 1"))) == 1
+    finally:
+        await backend.dispose()

@@ -258,3 +258,26 @@ class InternalError(CajaError):
                 )
             ]
         )
+
+
+class ServiceUnavailableError(CajaError):
+    """Caja is up but cannot take the request now (every database connection stayed busy)."""
+
+    error_type = "api_error"
+    http_status = 503
+
+    @classmethod
+    def busy(cls) -> ServiceUnavailableError:
+        return cls(
+            [
+                ErrorDetail(
+                    code="caja.errors.api.system.busy",
+                    message_es="El servicio está saturado. Inténtalo de nuevo en unos segundos.",
+                    message_en="The service is overloaded. Please try again in a few seconds.",
+                    debug_message=(
+                        "No database connection became free in time; raise CAJA_DB_POOL_SIZE or "
+                        "add processes."
+                    ),
+                )
+            ]
+        )

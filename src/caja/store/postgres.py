@@ -21,6 +21,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.util import greenlet_spawn
 
+from caja.domain.errors import ServiceUnavailableError
 from caja.store.connection import json_dumps
 from caja.store.prepared import Prepared, Rows
 
@@ -31,14 +32,18 @@ _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 class PostgresBackend:
-    def __init__(self, url: str, pool_size: int = 20) -> None:
+    def __init__(self, url: str, pool_size: int = 20, pool_timeout: float = 30.0) -> None:
         # No overflow: SQLAlchemy closes an overflow connection as soon as it comes back to a full
         # pool, so a load just above the pool's size opened and closed a connection (TCP, start-up,
         # the JSON codecs' type introspection) every few units; measured, that was a third of a
         # GET /customers/{id}'s CPU at 32 concurrent requests. Past the pool's size a unit waits
         # for a connection instead; no unit ever holds one while it waits for another.
         self.engine = create_async_engine(
-            url, pool_size=pool_size, max_overflow=0, json_serializer=json_dumps
+            url,
+            pool_size=pool_size,
+            max_overflow=0,
+            pool_timeout=pool_timeout,
+            json_serializer=json_dumps,
         )
 
     def write_unit(self) -> PgUnit:
@@ -73,7 +78,11 @@ class PgUnit:
         self._conn: PgConn | None = None
 
     async def __aenter__(self) -> PgConn:
-        fairy = await self._engine.raw_connection()
+        try:
+            fairy = await self._engine.raw_connection()
+        except sa.exc.TimeoutError:
+            # Every connection stayed busy for the pool's timeout: an overload, not a bug (503).
+            raise ServiceUnavailableError.busy() from None
         conn = PgConn(self._engine, fairy, single_statement=self._options is None)
         if self._options is None:
             self._conn = conn
