@@ -96,6 +96,8 @@ class Options:
     suite: suite.Options
     # Calls per second the paced round offers; None: PACED_SHARE of the full-speed payment rate.
     paced_rate: float | None = None
+    # Calls per second offered while py-spy samples the payments; None: full speed (closed loop).
+    profile_rate: float | None = None
 
 
 def log(message: str) -> None:
@@ -591,12 +593,15 @@ def summarize(runs: dict[str, list[dict]]) -> dict[str, Any]:
 # Profile: py-spy on the server under the payment load
 
 
-def profile(bench: Bench, seconds: int) -> dict[str, Any]:
+def profile(bench: Bench, seconds: int, rate: float | None = None) -> dict[str, Any]:
     """py-spy on ``caja serve`` during 64-store payment runs: GIL holders only, then every active thread.
 
     ``--gil`` keeps the samples whose thread held the GIL (Python running); the second pass, without
     it, also keeps the time spent in C with the GIL released (SQLite's engine, system calls).
+    ``rate``: the 64 stores pause between calls to offer that many payments per second (what a
+    payment costs below saturation, where the p99 target is judged), instead of full speed.
     """
+    pace_ms = None if rate is None else 1000 * STORES / rate
     out: dict[str, Any] = {}
     for mode in ("active", "gil"):
         out_path = bench.options.suite.log_dir / f"{bench.name}-pyspy-{mode}.txt"
@@ -619,7 +624,9 @@ def profile(bench: Bench, seconds: int) -> dict[str, Any]:
             command.append("--gil")
         spy = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         time.sleep(1)  # py-spy attached before the load starts; the run outlasts it
-        run = bench._measured("profile-payment", bench.base, "payment", payments, 64, seconds + 3)
+        run = bench._measured(
+            "profile-payment", bench.base, "payment", payments, STORES, seconds + 3, pace_ms
+        )
         spy_out, _ = spy.communicate(timeout=60)
         bench.paid_total += run["good"]
         if spy.returncode != 0 or not out_path.exists():
@@ -633,6 +640,7 @@ def profile(bench: Bench, seconds: int) -> dict[str, Any]:
             "file": str(out_path.relative_to(ROOT)),
             "py_spy_output": spy_out.decode(errors="replace")[-600:],
             "payments_per_s": run["good_rps"],
+            "offered_per_s": rate,
             "caja_cpu_pct": run["cpu"]["caja_pct"],
             "cpu_per_payment_us": round(cpu_per_payment_us, 1),
             "samples": sum(stacks.values()),
@@ -828,8 +836,9 @@ def run_backend(
             "warmups": summarize({k: v for k, v in bench.runs.items() if k.endswith("-warmup")}),
         }
         if do_profile and options.profile_seconds > 0:
-            log(f"    profiling {options.profile_seconds} s of payments at 64 stores (py-spy)")
-            result["profile"] = profile(bench, options.profile_seconds)
+            pace = "full speed" if options.profile_rate is None else f"{options.profile_rate:,.0f}/s offered"
+            log(f"    profiling {options.profile_seconds} s of payments at 64 stores, {pace} (py-spy)")
+            result["profile"] = profile(bench, options.profile_seconds, options.profile_rate)
         drained = bench._drain_mail(cpu_sample(watched))
         result["email"] = {"sent": drained["mails"] - mails_before, "paid": bench.paid_total - mails_before}
         result["server_log_errors"], result["server_log_error_kinds"] = suite.server_log_errors(proc.log_path)
@@ -1134,13 +1143,16 @@ def profile_markdown(backend: str, prof: dict[str, Any]) -> list[str]:
     if not passes:
         return []
     titles = {"active": "on CPU", "gil": "GIL held"}
+    offered = passes[0][1].get("offered_per_s")
+    pace = "at full speed" if offered is None else f"paced, the stores offering {offered:,.0f} payments/s"
     out = [
         "",
         "### Where a payment's CPU goes",
         "",
         f"py-spy (`record -f raw --nonblocking`, 100 Hz) on {_label(backend)}'s `caja serve`, each pass "
         "during "
-        "its own 64-store payment run (after a lookup run of the same pairs). *On CPU*: every sample of a "
+        f"its own 64-store payment run {pace} (after a lookup run of the same pairs). *On CPU*: every "
+        "sample of a "
         "thread that was running, C code that released the GIL included (SQLite's engine, system calls; the "
         "thread pool's idle workers left out); *GIL held*: `--gil`, only the samples where Python held the "
         "GIL. "
@@ -1232,6 +1244,12 @@ def main(argv: list[str] | None = None) -> None:
         help="py-spy on SQLite's server under payments (15; 0: none)",
     )
     parser.add_argument(
+        "--profile-rate",
+        type=float,
+        default=None,
+        help="payments/s the 64 stores offer while py-spy samples (default: full speed)",
+    )
+    parser.add_argument(
         "--profile-backends", help="comma-separated backends to profile (default: the first of --backends)"
     )
     parser.add_argument("--quick", action="store_true", help="one 5 s round")
@@ -1292,6 +1310,7 @@ def main(argv: list[str] | None = None) -> None:
         profile_seconds=args.profile_seconds,
         suite=suite_options,
         paced_rate=args.paced_rate,
+        profile_rate=args.profile_rate,
     )
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if set(backends) - {"sqlite", "postgresql"}:
