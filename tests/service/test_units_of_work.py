@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -215,33 +214,50 @@ async def test_sqlite_writers_wait_for_another_process_holding_the_write_lock(tm
     await database.dispose()
 
 
-def file_size(path: Path) -> int:
-    return os.path.getsize(path)
+def wal_restarts(path: Path) -> int:
+    """The WAL header's checkpoint sequence number: SQLite adds one each time the WAL starts over."""
+    with open(f"{path}-wal", "rb") as wal:
+        return int.from_bytes(wal.read(16)[12:16], "big")
 
 
-async def test_sqlite_wal_is_truncated_between_batches_after_a_checkpoint(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Past its size limit the WAL starts over from an empty file, and no write is lost."""
-    monkeypatch.setattr(sqlite_backend, "TRUNCATE_WAL_BYTES", 1)
+async def busy_writer(path: Path, restart_bytes: int, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
+    """Creates by 50 callers at once; (catch-ups, WAL restarts). Every create must be kept."""
+    monkeypatch.setattr(sqlite_backend, "RESTART_WAL_BYTES", restart_bytes)
     monkeypatch.setattr(sqlite_backend, "CHECKPOINT_INTERVAL", 0.0)
-    path = tmp_path / "wal.db"
     database, uow, clock, tenant = await sqlite_with_account(path)
-    wal = Path(f"{path}-wal")
-    created = []
-    for i in range(20):
+    backend = database._backend
+    assert isinstance(backend, sqlite_backend.SQLiteBackend)
+    first = wal_restarts(path)
+
+    async def create(i: int) -> Customer:
         customer = NewCustomer(name=f"w{i}", email="w@example.com", payment_sources=(CASH,))
-        created.append(await customers.create(uow, clock, tenant, customer, BASE))
-        await asyncio.sleep(0)
-    for _ in range(500):  # the last batch's checkpoint and truncation run in the background
-        if file_size(wal) == 0:
-            break
-        await asyncio.sleep(0.01)
-    assert file_size(wal) == 0
-    assert [(await customers.get(uow, tenant, c.id)).name for c in created] == [f"w{i}" for i in range(20)]
+        return await customers.create(uow, clock, tenant, customer, BASE)
+
+    async def keep_creating(worker: int) -> list[Customer]:
+        return [await create(worker * 12 + i) for i in range(12)]
+
+    # 50 callers creating one customer after another: some are always waiting for the writer.
+    created = [c for made in await asyncio.gather(*(keep_creating(w) for w in range(50))) for c in made]
+    restarts = wal_restarts(path) - first
+    assert sorted(c.name for c in created) == sorted(f"w{i}" for i in range(600))
+    catch_ups = backend.catch_ups
     await database.dispose()
     with sqlite3.connect(path) as raw:
-        assert raw.execute("SELECT count(*) FROM customers").fetchone()[0] == 20
+        assert raw.execute("SELECT count(*) FROM customers").fetchone()[0] == 600
+    return catch_ups, restarts
+
+
+async def test_sqlite_wal_starts_over_after_a_checkpoint_caught_up_with_the_writer_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past its limit a checkpoint copies the rest of the WAL with the writer held, and the WAL
+    starts over (SQLite counts each restart in its header). No write is lost."""
+    catch_ups, restarts = await busy_writer(tmp_path / "limit.db", 1, monkeypatch)
+    assert catch_ups > 0 and restarts > 0
+    # Below its limit the writer is never held up for it (the WAL may still start over by itself,
+    # when the writer happens to be idle as a checkpoint ends).
+    catch_ups, _ = await busy_writer(tmp_path / "none.db", 2**62, monkeypatch)
+    assert catch_ups == 0
 
 
 async def test_a_postgres_pool_that_stays_busy_answers_service_unavailable() -> None:
