@@ -12,6 +12,7 @@ from caja import __version__, heap
 from caja.api import devtools, errors, network, openapi, public
 from caja.api.limits import BodySizeLimit
 from caja.api.merchant import customers, events, orders, payment_sources, payment_test, webhook_keys, webhooks
+from caja.api.network_fast import NetworkFastPath
 from caja.bootstrap import Container
 from caja.web import cashier, dashboard, slips
 
@@ -54,9 +55,12 @@ def create_app(container: Container) -> FastAPI:
     )
     app.state.container = container
     # Outside FastAPI's own stack, so an oversized Content-Length gets a Conekta error object
-    # before FastAPI's body limit (kept for chunked bodies) answers a bare 413.
+    # before FastAPI's body limit (kept for chunked bodies) answers a bare 413; inside that, the
+    # store network's two busiest calls skip the framework's layers (caja.api.network_fast).
     build_stack = app.build_middleware_stack
-    app.build_middleware_stack = lambda: BodySizeLimit(build_stack(), MAX_BODY_BYTES)  # type: ignore[method-assign]
+    app.build_middleware_stack = lambda: BodySizeLimit(  # type: ignore[method-assign]
+        NetworkFastPath(build_stack(), container, MAX_BODY_BYTES), MAX_BODY_BYTES
+    )
     errors.install(app)
     openapi.install(app)
     _install_routes(

@@ -31,11 +31,14 @@ class BodySizeLimit:
         await self.app(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        detail = ErrorDetail(
-            code="conekta.errors.request.payload_too_large",
-            message_es=f"El cuerpo de la solicitud excede {self.max_bytes} bytes.",
-            message_en=f"The request body exceeds {self.max_bytes} bytes.",
-            debug_message=f"Bodies are limited to {self.max_bytes} bytes.",
-        )
-        response = render(Request(scope, receive), PayloadTooLargeError([detail]))
+        response = render(Request(scope, receive), PayloadTooLargeError([too_large(self.max_bytes)]))
         await response(scope, receive, send)
+
+
+def too_large(max_bytes: int) -> ErrorDetail:
+    return ErrorDetail(
+        code="conekta.errors.request.payload_too_large",
+        message_es=f"El cuerpo de la solicitud excede {max_bytes} bytes.",
+        message_en=f"The request body exceeds {max_bytes} bytes.",
+        debug_message=f"Bodies are limited to {max_bytes} bytes.",
+    )
