@@ -98,6 +98,8 @@ class Options:
     paced_rate: float | None = None
     # Calls per second offered while py-spy samples the payments; None: full speed (closed loop).
     profile_rate: float | None = None
+    # Lighter paced rounds (shares of the full-speed payment rate), once each: latency by load.
+    curve_shares: tuple[float, ...] = (0.1, 0.25)
 
 
 def log(message: str) -> None:
@@ -523,12 +525,12 @@ class Bench:
                 self.runs[f"{key}-{what}-warmup"].append(out[what])
         return out
 
-    def paced_round(self, connections: int, seconds: int, rate: float) -> dict[str, dict]:
+    def paced_round(self, connections: int, seconds: int, rate: float, tag: str = "") -> dict[str, dict]:
         """Lookups then payments at ``rate`` calls/s offered by ``connections`` pausing stores."""
         # A store's cycle is its pause plus the call; the call is short next to the pause here.
         pace_ms = 1000 * connections / rate
         lookups, pairs = self._lookups_file(int(rate * seconds * 1.5) + 2 * connections)
-        key = f"p{connections}"
+        key = f"p{connections}{tag}"
         out = {
             "lookup": self._measured(
                 f"{key}-lookup", self.base, "lookup", lookups, connections, seconds, pace_ms
@@ -819,6 +821,10 @@ def run_backend(
             log(f"    paced: {STORES} stores offering {rate:,.0f} calls/s ({share})")
             for _ in range(options.repeat):
                 bench.paced_round(STORES, options.duration, rate)
+            for share in options.curve_shares:
+                lighter = share * full_speed
+                log(f"    paced: {STORES} stores offering {lighter:,.0f} calls/s ({share:.0%} of full speed)")
+                bench.paced_round(STORES, options.duration, lighter, tag=curve_tag(share))
         result: dict[str, Any] = {
             "database": suite.report.redact(url),
             "customers": len(references),
@@ -884,6 +890,11 @@ def checks(data: dict) -> list[tuple[str, str, str, bool]]:
     return rows
 
 
+def curve_tag(share: float) -> str:
+    """The key suffix of a lighter paced round: ``@10`` for 10% of full speed."""
+    return f"@{round(share * 100)}"
+
+
 def _label(backend: str) -> str:
     return {"sqlite": "SQLite", "postgresql": "PostgreSQL"}.get(backend, backend)
 
@@ -929,12 +940,17 @@ def rows(data: dict) -> list[dict[str, Any]]:
                 out.append(
                     {"backend": backend, "c": c, "kind": kind, "run": run, "peer": peer, "ratio": ratio}
                 )
-            for kind in ("lookup", "payment"):
-                paced = measured.get(f"p{c}-{kind}")
-                if paced:
-                    label = f"{c}, paced ({paced['offered_per_s']:,.0f}/s offered)"
-                    row = {"backend": backend, "c": label, "kind": kind, "run": paced}
-                    out.append({**row, "peer": None, "ratio": None})
+            lighter = sorted(
+                {k.split("-")[0] for k in measured if k.startswith(f"p{c}@")},
+                key=lambda k: -int(k.split("@")[1]),
+            )
+            for key in [f"p{c}", *lighter]:
+                for kind in ("lookup", "payment"):
+                    paced = measured.get(f"{key}-{kind}")
+                    if paced:
+                        label = f"{c}, paced ({paced['offered_per_s']:,.0f}/s offered)"
+                        row = {"backend": backend, "c": label, "kind": kind, "run": paced}
+                        out.append({**row, "peer": None, "ratio": None})
     return out
 
 
@@ -1107,7 +1123,10 @@ def markdown(data: dict, source: Path) -> str:
         f"so that together they offer {PACED_SHARE:.0%} of the payment rate reached at full speed, as many "
         "times as there are rounds: a busy network below saturation. The target on Caja's own p99 is read "
         "from these runs: in a closed loop at full speed each call mostly waits behind the 63 others "
-        "(Little's law: 64 stores ÷ the rate), which measures throughput again, not overhead. "
+        "(Little's law: 64 stores ÷ the rate), which measures throughput again, not overhead. Then, once "
+        "each, lighter paced rounds (the rows with lower offered rates: "
+        + ", ".join(f"{x:.0%}" for x in s.get("curve_shares", []))
+        + " of full speed) show how Caja's own time grows with the load. "
         "**Reading `Server-Timing` under load**: Caja "
         "times the merchant from sending the approval request to reading its answer, so at 64 stores "
         "*merchant* also holds the time the answer waited while Caja's event loop served other calls (the "
@@ -1244,6 +1263,12 @@ def main(argv: list[str] | None = None) -> None:
         help="py-spy on SQLite's server under payments (15; 0: none)",
     )
     parser.add_argument(
+        "--curve-shares",
+        default="0.1,0.25",
+        help="lighter paced rounds, once each, as shares of the full-speed payment rate "
+        "(0.1,0.25; empty: none)",
+    )
+    parser.add_argument(
         "--profile-rate",
         type=float,
         default=None,
@@ -1311,6 +1336,7 @@ def main(argv: list[str] | None = None) -> None:
         suite=suite_options,
         paced_rate=args.paced_rate,
         profile_rate=args.profile_rate,
+        curve_shares=tuple(float(x) for x in args.curve_shares.split(",") if x.strip()),
     )
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if set(backends) - {"sqlite", "postgresql"}:
@@ -1341,6 +1367,7 @@ def main(argv: list[str] | None = None) -> None:
             "client_core": CLIENT_CORE,
             "idle_wait_s": args.idle_wait,
             "idle_threshold_pct": args.idle_threshold,
+            "curve_shares": list(options.curve_shares),
             "email": "on: SMTP to a sink on core 1 (CAJA_SMTP_HOST), built-in mail catcher off",
         },
         "machine": suite.machine(suite_options),
