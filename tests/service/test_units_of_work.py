@@ -156,6 +156,31 @@ async def test_a_single_statement_read_refuses_a_second_statement(
                 await tx.customers.get_any("cus_none")
 
 
+async def test_a_read_without_a_snapshot_sees_each_statement_at_its_own_moment(
+    uow: UnitOfWorkFactory, clock: FixedClock, tenant: Tenant
+) -> None:
+    """``snapshot=False``: several statements and, on PostgreSQL, no transaction around them, so a
+    commit between two of them shows in the second; in an ordinary read it does not. (SQLite's
+    reads always keep their snapshot: a BEGIN on the loop costs microseconds.)"""
+
+    async def count(tx: UnitOfWork) -> int:
+        return len((await tx.customers.page(tenant, PageRequest(limit=250))).rows)
+
+    async def create(name: str) -> None:
+        await customers.create(uow, clock, tenant, NewCustomer(name=name, email="n@example.com"), BASE)
+
+    async with uow(snapshot=False) as tx:
+        before = await count(tx)
+        await create("Sin instantánea")
+        unsnapped = await count(tx) - before
+    async with uow() as tx:
+        before = await count(tx)
+        await create("Con instantánea")
+        snapped = await count(tx) - before
+    assert snapped == 0
+    assert unsnapped == (1 if tx.dialect == "postgresql" else 0)
+
+
 async def test_clabes_are_unique_under_concurrency(
     uow: UnitOfWorkFactory, clock: FixedClock, tenant: Tenant
 ) -> None:

@@ -44,12 +44,15 @@ class Database:
     def dialect(self) -> str:
         return "sqlite" if self.is_sqlite else "postgresql"
 
-    def unit(self, *, write: bool, single_statement: bool = False) -> AbstractAsyncContextManager[Conn]:
-        """A transaction; a read of ``single_statement`` may run without one where that is cheaper."""
+    def unit(
+        self, *, write: bool, single_statement: bool = False, snapshot: bool = True
+    ) -> AbstractAsyncContextManager[Conn]:
+        """A transaction; a read of ``single_statement``, or one that needs no common ``snapshot``,
+        may run without one where that is cheaper."""
         backend = self._backend
         if write:
             return backend.write_unit()
-        return backend.read_unit(single_statement=single_statement)
+        return backend.read_unit(single_statement=single_statement, snapshot=snapshot)
 
     async def run_sync(self, fn: Any) -> Any:
         """Run ``fn(sync_connection)`` in one committed transaction (migrations, bulk tools)."""

@@ -49,11 +49,12 @@ class PostgresBackend:
     def write_unit(self) -> PgUnit:
         return PgUnit(self.engine, _WRITE_UNIT)
 
-    def read_unit(self, *, single_statement: bool = False) -> PgUnit:
+    def read_unit(self, *, single_statement: bool = False, snapshot: bool = True) -> PgUnit:
         # REPEATABLE READ READ ONLY: one consistent snapshot for every query of the unit. A read of
         # one statement is consistent by itself, and skips the BEGIN and COMMIT round trips (on a
-        # GET /customers/{id}, a third of the request's CPU).
-        return PgUnit(self.engine, None if single_statement else _READ_UNIT)
+        # GET /customers/{id}, a third of the request's CPU); so does a read whose statements
+        # need no common snapshot (each runs in its own).
+        return PgUnit(self.engine, None if single_statement or not snapshot else _READ_UNIT, single_statement)
 
     async def run_sync(self, fn: Any) -> Any:
         async with self.engine.begin() as conn:
@@ -70,11 +71,14 @@ class PgUnit:
     showed up in the profile of every unit.
     """
 
-    __slots__ = ("_conn", "_engine", "_options")
+    __slots__ = ("_conn", "_engine", "_options", "_single_statement")
 
-    def __init__(self, engine: AsyncEngine, options: dict[str, Any] | None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, options: dict[str, Any] | None, single_statement: bool = False
+    ) -> None:
         self._engine = engine
         self._options = options
+        self._single_statement = single_statement
         self._conn: PgConn | None = None
 
     async def __aenter__(self) -> PgConn:
@@ -83,7 +87,7 @@ class PgUnit:
         except sa.exc.TimeoutError:
             # Every connection stayed busy for the pool's timeout: an overload, not a bug (503).
             raise ServiceUnavailableError.busy() from None
-        conn = PgConn(self._engine, fairy, single_statement=self._options is None)
+        conn = PgConn(self._engine, fairy, single_statement=self._single_statement)
         if self._options is None:
             self._conn = conn
             return conn

@@ -304,9 +304,11 @@ class SQLiteBackend:
             self._writer = None
 
     @asynccontextmanager
-    async def read_unit(self, *, single_statement: bool = False) -> AsyncIterator[LoopConnection]:
-        # On the loop, BEGIN and ROLLBACK cost microseconds: even a one-statement read takes them.
-        del single_statement
+    async def read_unit(
+        self, *, single_statement: bool = False, snapshot: bool = True
+    ) -> AsyncIterator[LoopConnection]:
+        # On the loop, BEGIN and ROLLBACK cost microseconds: every read takes them.
+        del single_statement, snapshot
         conn = self._idle_readers.pop() if self._idle_readers else self.engine.connect()
         driver: Any = conn.connection.driver_connection
         # BEGIN and ROLLBACK straight on the driver: SQLAlchemy's transaction objects cost more

@@ -40,12 +40,14 @@ class UnitOfWork:
         write: bool,
         notify: bool = False,
         single_statement: bool = False,
+        snapshot: bool = True,
         on_commit: tuple[Callable[[], None], ...] = (),
         on_webhooks_changed: tuple[Callable[[], None], ...] = (),
     ) -> None:
         self._database = database
         self._write = write
         self._single_statement = single_statement
+        self._snapshot = snapshot
         self._unit: AbstractAsyncContextManager[Conn] | None = None
         self._conn: Conn
         # A write unit that enqueued jobs (``tx.jobs.enqueue``, which the event fan-out uses) wakes
@@ -59,7 +61,9 @@ class UnitOfWork:
         return self._database.dialect
 
     async def __aenter__(self) -> Self:
-        self._unit = self._database.unit(write=self._write, single_statement=self._single_statement)
+        self._unit = self._database.unit(
+            write=self._write, single_statement=self._single_statement, snapshot=self._snapshot
+        )
         self._conn = await self._unit.__aenter__()
         return self
 
@@ -156,15 +160,22 @@ class UnitOfWorkFactory:
         self._on_webhooks_changed: tuple[Callable[[], None], ...] = ()
 
     def __call__(
-        self, *, write: bool = False, notify: bool = False, single_statement: bool = False
+        self,
+        *,
+        write: bool = False,
+        notify: bool = False,
+        single_statement: bool = False,
+        snapshot: bool = True,
     ) -> UnitOfWork:
         """A unit; ``single_statement``: a read that runs exactly one statement (no transaction on
-        PostgreSQL, which saves two round trips; a second statement raises)."""
+        PostgreSQL, which saves two round trips; a second statement raises); ``snapshot=False``: a
+        read of several statements that need not see one moment (no transaction either)."""
         return UnitOfWork(
             self.database,
             write=write,
             notify=notify,
             single_statement=single_statement,
+            snapshot=snapshot,
             on_commit=self._on_commit,
             on_webhooks_changed=self._on_webhooks_changed,
         )
