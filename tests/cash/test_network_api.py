@@ -241,7 +241,9 @@ def test_a_payment_creates_a_paid_order_and_charge_with_events_and_a_receipt(
         return [e for e in emails if "pagador@example.com" in json.dumps(e)]
 
     merchant.receiver.wait_for_sync(lambda: bool(receipt()), timeout=15, what="the payer's receipt")
-    assert "Pago exitoso" in json.dumps(receipt()[0])
+    text = json.dumps(receipt()[0], ensure_ascii=False)
+    # The receipt names the merchant the reference belongs to (read with the reference itself).
+    assert "Pago exitoso" in text and "Tienda de Don Pepe" in text
 
 
 def test_a_retry_gets_the_same_answer_and_no_second_charge(

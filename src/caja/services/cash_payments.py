@@ -434,7 +434,7 @@ async def _commit_payment(
     tenant = Tenant(found.account_id, found.livemode)
     async with desk.uow(write=True) as tx:
         # What may have changed while the merchant was asked: the reference, its customer, the lookup.
-        source, customer = await tx.cash_payments.reference_owner(request.reference)
+        source, customer, merchant_name = await tx.cash_payments.reference_parties(request.reference)
         failure = check_reference(source, customer, now)
         if failure is None and not await tx.cash_payments.use_lookup(found.id, charge_id):
             failure = FailureCode.ALREADY_PAID
@@ -455,14 +455,13 @@ async def _commit_payment(
         )
         await _record(tx, network, request, "paid", body, charge.id, now)
         if customer.email:
-            account = await tx.accounts.get(tenant.account_id)
             await emails.enqueue_payment_receipt(
                 tx,
                 tenant,
                 desk.clock.now_ms(),
                 emails.PaymentReceipt(
                     to=customer.email,
-                    merchant_name=account.name if account is not None else "",
+                    merchant_name=merchant_name or "",
                     amount=request.amount,
                     reference=request.reference,
                     store=request.store,

@@ -14,16 +14,25 @@ from caja.store.connection import Conn
 from caja.store.customers import to_customer
 from caja.store.payment_sources import to_payment_source
 from caja.store.prepared import Prepared, named_row
-from caja.store.tables import cash_lookups, customers, network_payments, payment_sources
+from caja.store.tables import accounts, cash_lookups, customers, network_payments, payment_sources
 
 # A reference and its customer (deleted or not) in one statement: what a store's scan needs to know.
 _SOURCE_WIDTH = len(payment_sources.columns)
 _CustomerRow = named_row([column.key for column in customers.columns])
 _CUSTOMER_ID = [column.key for column in customers.columns].index("id")
-_REFERENCE_OWNER = Prepared(
-    sa.select(payment_sources, *(column.label(f"customer_{column.key}") for column in customers.columns))
-    .select_from(payment_sources.outerjoin(customers, customers.c.id == payment_sources.c.customer_id))
-    .where(payment_sources.c.reference == sa.bindparam("reference"))
+_CUSTOMER_END = _SOURCE_WIDTH + len(customers.columns)
+_OWNER_COLUMNS: list[Any] = [
+    payment_sources,
+    *(column.label(f"customer_{column.key}") for column in customers.columns),
+]
+_OWNER_JOIN = payment_sources.outerjoin(customers, customers.c.id == payment_sources.c.customer_id)
+_BY_REFERENCE = payment_sources.c.reference == sa.bindparam("reference")
+_REFERENCE_OWNER = Prepared(sa.select(*_OWNER_COLUMNS).select_from(_OWNER_JOIN).where(_BY_REFERENCE))
+# ...and the name of the merchant it belongs to, for the payer's receipt: one statement in a payment.
+_REFERENCE_PARTIES = Prepared(
+    sa.select(*_OWNER_COLUMNS, accounts.c.name.label("merchant_name"))
+    .select_from(_OWNER_JOIN.outerjoin(accounts, accounts.c.id == payment_sources.c.account_id))
+    .where(_BY_REFERENCE)
 )
 _LOOKUP_COLUMNS = [c.key for c in cash_lookups.columns if c.key != "seq"]
 _INSERT_LOOKUP = Prepared(cash_lookups.insert(), keys=_LOOKUP_COLUMNS)
@@ -68,6 +77,15 @@ _GET_TRANSACTION = Prepared(
 )
 
 
+def _owner(row: Any) -> tuple[PaymentSource | None, Customer | None]:
+    if row is None:
+        return None, None
+    customer = row[_SOURCE_WIDTH:_CUSTOMER_END]
+    if customer[_CUSTOMER_ID] is None:
+        return to_payment_source(row), None
+    return to_payment_source(row), to_customer(_CustomerRow._make(customer))
+
+
 class CashPaymentRepository:
     def __init__(self, conn: Conn) -> None:
         self._conn = conn
@@ -75,12 +93,15 @@ class CashPaymentRepository:
     async def reference_owner(self, reference: str) -> tuple[PaymentSource | None, Customer | None]:
         """The payment source of a reference, across every account and mode, and its customer."""
         row = (await self._conn.run(_REFERENCE_OWNER, {"reference": reference})).first()
-        if row is None:
-            return None, None
-        customer = row[_SOURCE_WIDTH:]
-        if customer[_CUSTOMER_ID] is None:
-            return to_payment_source(row), None
-        return to_payment_source(row), to_customer(_CustomerRow._make(customer))
+        return _owner(row)
+
+    async def reference_parties(
+        self, reference: str
+    ) -> tuple[PaymentSource | None, Customer | None, str | None]:
+        """``reference_owner``, and the name of the merchant (account) the reference belongs to."""
+        row = (await self._conn.run(_REFERENCE_PARTIES, {"reference": reference})).first()
+        source, customer = _owner(row)
+        return source, customer, None if row is None else row[_CUSTOMER_END]
 
     async def add_lookup(self, lookup: CashLookup) -> None:
         await self._conn.run(_INSERT_LOOKUP, _lookup_columns(lookup))
