@@ -582,6 +582,8 @@ def summarize(runs: dict[str, list[dict]]) -> dict[str, Any]:
                 "p99_ms": r["latency_ms"]["p99"],
                 "caja_p99_ms": (r.get("caja_ms") or {}).get("p99"),
                 "errors": r["errors"],
+                "bad": r["bad"],
+                "read_errors": r["socket_errors"].get("read", 0),
                 "other_pct": r["cpu"]["other_pct"],
             }
             for r in items
@@ -890,6 +892,25 @@ def checks(data: dict) -> list[tuple[str, str, str, bool]]:
     return rows
 
 
+def idle_closed_connections(measured: dict[str, Any]) -> int:
+    """Read errors of paced runs that got no wrong answer: connections closed while their store paused."""
+    total = 0
+    for key, best in measured.items():
+        if not key.startswith("p"):
+            continue
+        runs = best.get("runs", [])
+        if runs and "read_errors" not in runs[0]:  # a JSON written before the runs kept them
+            runs = (
+                [{"bad": best["bad"], "read_errors": best["socket_errors"].get("read", 0)}]
+                if len(runs) == 1
+                else []
+            )
+        for run in runs:
+            if run.get("bad", 0) == 0:
+                total += run.get("read_errors", 0)
+    return total
+
+
 def curve_tag(share: float) -> str:
     """The key suffix of a lighter paced round: ``@10`` for 10% of full speed."""
     return f"@{round(share * 100)}"
@@ -1089,11 +1110,19 @@ def markdown(data: dict, source: Path) -> str:
                 )
         email = result.get("email", {})
         errors = sum(run.get("errors_total", 0) for run in result["measured"].values())
+        idle_closed = idle_closed_connections(result["measured"])
+        why = (
+            f" ({idle_closed} of them socket read errors in paced runs where every answer that arrived "
+            "was right: a store that paused longer than the server's keep-alive, uvicorn's 5 s, found "
+            "its connection closed; wrk counts that as an error and connects again)"
+            if idle_closed
+            else ""
+        )
         out.append(
             f"- {_label(backend)}: {'; '.join(parts)}. E-mails received by the sink: "
             f"{email.get('sent', 0):,}, for {email.get('paid', 0):,} paid answers wrk counted (the "
             "payments in flight when a run stopped were paid and e-mailed too). Errors over every measured "
-            f"run: {errors}; server log errors: {result.get('server_log_errors', 0)}."
+            f"run: {errors}{why}; server log errors: {result.get('server_log_errors', 0)}."
         )
     profiled = next(((b, r["profile"]) for b, r in data["results"].items() if r.get("profile")), None)
     if profiled:
