@@ -55,6 +55,12 @@ def serve(
         str | None, typer.Option(help="Base URL payers' browsers use (env CAJA_PUBLIC_URL)")
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error")] = None,
+    keep_alive: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Seconds an idle HTTP connection is kept open (default 75; env CAJA_KEEP_ALIVE)"
+        ),
+    ] = None,
     no_dispatcher: Annotated[
         bool,
         typer.Option(
@@ -84,6 +90,7 @@ def serve(
         api_key=api_key,
         public_url=public_url,
         log_level=log_level,
+        keep_alive=keep_alive,
     )
     if no_dispatcher:
         settings = replace(settings, delivery=replace(settings.delivery, dispatcher=False))
@@ -136,6 +143,7 @@ def serve(
         access_log=False,
         log_config=None,
         server_header=False,
+        timeout_keep_alive=settings.keep_alive,
         timeout_graceful_shutdown=10,
     )
     # uvicorn drains in-flight requests on SIGTERM/SIGINT, then re-raises the signal to the

@@ -136,6 +136,9 @@ class MailSettings:
         )
 
 
+DEFAULT_KEEP_ALIVE = 75
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -153,6 +156,9 @@ class Settings:
     log_level: str = "info"
     log_json: bool = True
     db_pool_size: int = 20
+    # Seconds an idle HTTP connection stays open. A store network keeps connections open across
+    # the pauses between sales; uvicorn's own 5 s would make it reconnect after most of them.
+    keep_alive: int = DEFAULT_KEEP_ALIVE
     delivery: DeliverySettings = DeliverySettings()
     mail: MailSettings = MailSettings()
     cash: CashSettings = field(default_factory=CashSettings)
@@ -181,6 +187,7 @@ class Settings:
             log_level=environ.get("CAJA_LOG_LEVEL", base.log_level).lower(),
             log_json=environ.get("CAJA_LOG_FORMAT", "json").lower() != "console",
             db_pool_size=int(environ.get("CAJA_DB_POOL_SIZE", base.db_pool_size)),
+            keep_alive=int(environ.get("CAJA_KEEP_ALIVE", base.keep_alive)),
             delivery=DeliverySettings.from_env(environ),
             mail=MailSettings.from_env(environ),
             cash=cash_settings_from_env(environ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -172,3 +173,47 @@ def test_a_server_stopped_before_any_request_shuts_down_cleanly(tmp_path: Path) 
     assert stop(process) == 0, log.read_text()
     text = log.read_text()
     assert "Traceback" not in text and "shutdown failed" not in text, text
+
+
+def _get_on(conn: http.client.HTTPConnection) -> int:
+    """One GET on the connection, its answer read to the end; the status."""
+    conn.request("GET", "/health")
+    answer = conn.getresponse()
+    answer.read()
+    return answer.status
+
+
+def _closed_by_server(conn: http.client.HTTPConnection, within: float) -> bool:
+    assert conn.sock is not None
+    conn.sock.settimeout(within)
+    try:
+        return bool(conn.sock.recv(1) == b"")
+    except TimeoutError:
+        return False
+
+
+def test_idle_connections_are_kept_open_past_uvicorns_five_seconds(tmp_path: Path) -> None:
+    # A store keeps its connection across the pauses between sales: the default keeps it 75 s.
+    process, base_url, _ = start(f"sqlite:///{tmp_path / 'keep.db'}", tmp_path)
+    conn = http.client.HTTPConnection(base_url.removeprefix("http://"))
+    try:
+        assert _get_on(conn) == 200
+        opened = conn.sock
+        assert not _closed_by_server(conn, within=6.5)
+        assert _get_on(conn) == 200
+        assert conn.sock is opened  # the same connection, not a new one
+    finally:
+        conn.close()
+        assert stop(process) == 0
+
+
+def test_keep_alive_option_closes_idle_connections_when_it_says(tmp_path: Path) -> None:
+    process, base_url, _ = start(f"sqlite:///{tmp_path / 'short.db'}", tmp_path, "--keep-alive", "1")
+    conn = http.client.HTTPConnection(base_url.removeprefix("http://"))
+    try:
+        assert _get_on(conn) == 200
+        # Well before uvicorn's own 5 s, let alone Caja's default 75 s.
+        assert _closed_by_server(conn, within=3.0)
+    finally:
+        conn.close()
+        assert stop(process) == 0
