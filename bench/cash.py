@@ -1113,8 +1113,9 @@ def markdown(data: dict, source: Path) -> str:
         idle_closed = idle_closed_connections(result["measured"])
         why = (
             f" ({idle_closed} of them socket read errors in paced runs where every answer that arrived "
-            "was right: a store that paused longer than the server's keep-alive, uvicorn's 5 s, found "
-            "its connection closed; wrk counts that as an error and connects again)"
+            "was right: a store that paused longer than the server's keep-alive found its connection "
+            "closed (before `caja serve --keep-alive`, default 75 s, it was uvicorn's 5 s); wrk counts "
+            "that as an error and connects again)"
             if idle_closed
             else ""
         )
