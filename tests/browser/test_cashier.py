@@ -49,6 +49,17 @@ def open_cashier(page: Page, server: Server, key: str) -> None:
     expect(page.get_by_role("heading", name="Simulador de caja")).to_be_visible()
 
 
+def test_opening_the_cashier_first_signs_in_and_comes_back(
+    page: Page, server: Server, merchant: Merchant
+) -> None:
+    page.goto(f"{server.base_url}/_caja/cashier")
+    expect(page).to_have_url(re.compile(r"/_caja/dashboard/login\?next="))
+    page.get_by_label("Llave privada de prueba").fill(merchant.keys.test_key)
+    page.get_by_role("button", name="Entrar").click()
+    expect(page).to_have_url(re.compile(r"/_caja/cashier$"))
+    expect(page.get_by_role("heading", name="Simulador de caja")).to_be_visible()
+
+
 def orders(merchant: Merchant) -> list[dict[str, Any]]:
     response = merchant.api.get("/orders")
     assert response.status_code == 200, response.text

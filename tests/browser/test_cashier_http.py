@@ -49,7 +49,8 @@ def test_the_page_and_the_signer_need_a_test_key_session(
     account = new_account("Caja sin sesión")
     with httpx.Client(base_url=server.base_url, timeout=10) as anonymous:
         page = anonymous.get(CASHIER)
-        assert page.status_code == 303 and page.headers["location"] == f"{DASHBOARD}/login"
+        assert page.status_code == 303
+        assert page.headers["location"] == f"{DASHBOARD}/login?next=%2F_caja%2Fcashier"
         payload = {"method": "POST", "path": LOOKUPS, "body": "{}"}
         assert anonymous.post(SIGN, json=payload).status_code == 401
     with httpx.Client(base_url=server.base_url, timeout=10, cookies={"caja_dashboard": "v1.nope"}) as forged:
@@ -59,6 +60,26 @@ def test_the_page_and_the_signer_need_a_test_key_session(
         refused = anonymous.post(f"{DASHBOARD}/login", data={"api_key": account.live_key})
         assert refused.status_code == 401 and "caja_dashboard" not in refused.cookies
         assert anonymous.post(SIGN, json=payload).status_code == 401
+
+
+def test_signing_in_returns_to_the_page_that_asked_and_never_leaves_caja(
+    server: Server, new_account: Callable[[str], AccountKeys]
+) -> None:
+    account = new_account("Caja de regreso")
+    with httpx.Client(base_url=server.base_url, timeout=10) as client:
+        asked = client.get(CASHIER).headers["location"]
+        form = client.get(asked)
+        assert form.status_code == 200 and 'name="next" value="/_caja/cashier"' in form.text
+        signed = client.post(f"{DASHBOARD}/login", data={"api_key": account.test_key, "next": CASHIER})
+        assert signed.status_code == 303 and signed.headers["location"] == CASHIER
+        assert client.get(CASHIER).status_code == 200
+    # Anywhere but one of Caja's own pages is ignored: the events page, as without `next`.
+    for elsewhere in ("https://evil.example/", "//evil.example/_caja/", "/\\evil.example", "/_caja//x", "x"):
+        with httpx.Client(base_url=server.base_url, timeout=10) as client:
+            signed = client.post(f"{DASHBOARD}/login", data={"api_key": account.test_key, "next": elsewhere})
+            assert signed.headers["location"] == f"{DASHBOARD}/events", elsewhere
+            form = client.get(f"{DASHBOARD}/login", params={"next": elsewhere})
+            assert form.headers["location"] == f"{DASHBOARD}/events", elsewhere
 
 
 def test_the_page_is_locked_down_and_holds_no_secret(

@@ -146,9 +146,9 @@ def test_live_keys_and_bad_keys_cannot_sign_in(page: Page, server: Server, accou
     page.get_by_role("button", name="Entrar").click()
     expect(page.locator(".error")).to_contain_text("no es válida")
     assert not [c for c in page.context.cookies() if c["name"] == "caja_dashboard"]
-    # Pages need a session.
+    # Pages need a session (and the sign-in form comes back to them).
     page.goto(f"{server.base_url}{BASE}/events")
-    expect(page).to_have_url(re.compile(r"/login$"))
+    expect(page).to_have_url(re.compile(r"/login\?next=%2F_caja%2Fdashboard%2Fevents$"))
 
 
 def test_sign_out(page: Page, server: Server, account: AccountKeys) -> None:
@@ -156,4 +156,4 @@ def test_sign_out(page: Page, server: Server, account: AccountKeys) -> None:
     page.get_by_role("button", name="Cerrar sesión").click()
     expect(page).to_have_url(re.compile(r"/login$"))
     page.goto(f"{server.base_url}{BASE}/emails")
-    expect(page).to_have_url(re.compile(r"/login$"))
+    expect(page).to_have_url(re.compile(r"/login\?next=%2F_caja%2Fdashboard%2Femails$"))

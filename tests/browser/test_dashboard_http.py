@@ -48,7 +48,8 @@ def test_pages_are_locked_down(server: Server, new_account: Callable[[str], Acco
     sealed = cookie.split("=", 1)[1]
     tampered = sealed[:-6] + ("AAAAAA" if not sealed.endswith("AAAAAA") else "BBBBBB")
     with httpx.Client(base_url=server.base_url, cookies={"caja_dashboard": tampered}) as other:
-        assert other.get(f"{BASE}/events").headers.get("location") == f"{BASE}/login"
+        location = other.get(f"{BASE}/events").headers.get("location")
+        assert location == f"{BASE}/login?next=%2F_caja%2Fdashboard%2Fevents"
     with httpx.Client(base_url=server.base_url, cookies={"caja_dashboard": sealed}) as same:
         assert same.get(f"{BASE}/events").status_code == 200
 

@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from caja.domain.networks import sign
 from caja.domain.stores import STORE_NAMES
 from caja.services import networks
-from caja.web.dashboard import _no_store, _page, _session, _to_login
+from caja.web.dashboard import no_store, render_page, session_of, to_login
 
 BASE = "/_caja/cashier"
 CSRF_HEADER = "x-caja-csrf"
@@ -43,15 +43,17 @@ router = APIRouter(include_in_schema=False)
 
 
 def _refused(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=_no_store({}))
+    return JSONResponse({"error": message}, status_code=status, headers=no_store({}))
 
 
 @router.get(BASE)
 async def cashier_page(request: Request) -> Response:
-    session = await _session(request)
+    session = await session_of(request)
     if session is None:
-        return _to_login()
-    response = _page("cashier.html", session=session, section="cashier", stores=STORE_NAMES, cashier=BASE)
+        return to_login(back_to=BASE)
+    response = render_page(
+        "cashier.html", session=session, section="cashier", stores=STORE_NAMES, cashier=BASE
+    )
     response.headers["Content-Security-Policy"] = PAGE_CSP
     return response
 
@@ -77,7 +79,7 @@ def _sign_request(payload: Any) -> tuple[str, str, bytes] | str:
 
 @router.post(f"{BASE}/sign")
 async def sign_for_page(request: Request) -> Response:
-    session = await _session(request)
+    session = await session_of(request)
     if session is None:
         return _refused(401, "sign in to the dashboard with a test key")
     # The cookie is SameSite=Strict already; the page's token also proves the call comes from it.
@@ -102,7 +104,7 @@ async def sign_for_page(request: Request) -> Response:
         "X-Caja-Timestamp": timestamp,
         "X-Caja-Signature": sign(issued.secret, timestamp, method, path, body),
     }
-    return JSONResponse({"headers": headers}, headers=_no_store({}))
+    return JSONResponse({"headers": headers}, headers=no_store({}))
 
 
 @router.get(f"{BASE}/assets/{{name}}")

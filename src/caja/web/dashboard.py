@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -101,7 +102,7 @@ def _csrf(cookie: str) -> str:
     return hashlib.sha256(f"csrf:{cookie}".encode()).hexdigest()[:32]
 
 
-async def _session(request: Request) -> Session | None:
+async def session_of(request: Request) -> Session | None:
     cookie = request.cookies.get(COOKIE)
     if not cookie:
         return None
@@ -122,12 +123,12 @@ async def _session(request: Request) -> Session | None:
     return Session(tenant, container, _csrf(cookie))
 
 
-def _page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+def render_page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
     html = _env.get_template(name).render(base=BASE, **context)
-    return HTMLResponse(html, status_code=status, headers=_no_store({"Content-Security-Policy": PAGE_CSP}))
+    return HTMLResponse(html, status_code=status, headers=no_store({"Content-Security-Policy": PAGE_CSP}))
 
 
-def _no_store(headers: dict[str, str]) -> dict[str, str]:
+def no_store(headers: dict[str, str]) -> dict[str, str]:
     return {
         **headers,
         "Cache-Control": "no-store",
@@ -136,8 +137,19 @@ def _no_store(headers: dict[str, str]) -> dict[str, str]:
     }
 
 
-def _to_login() -> RedirectResponse:
-    return RedirectResponse(f"{BASE}/login", status_code=303)
+def to_login(back_to: str | None = None) -> RedirectResponse:
+    """To the sign-in page; ``back_to``: the page to return to once signed in."""
+    query = f"?{urlencode({'next': back_to})}" if back_to and _local_page(back_to) else ""
+    return RedirectResponse(f"{BASE}/login{query}", status_code=303)
+
+
+# Pages a sign-in may return to: Caja's own, by path only. Never a URL another site could take
+# the browser to (``//host``, ``https://...``, backslashes some browsers read as slashes).
+_LOCAL_PAGE = re.compile(r"/_caja/[A-Za-z0-9_/-]*")
+
+
+def _local_page(path: str) -> bool:
+    return _LOCAL_PAGE.fullmatch(path) is not None and "//" not in path
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -154,20 +166,29 @@ def _checked(session: Session, form: dict[str, str]) -> bool:
 
 @router.get(BASE)
 async def home(request: Request) -> Response:
-    return RedirectResponse(f"{BASE}/events" if await _session(request) else f"{BASE}/login", status_code=303)
+    return RedirectResponse(
+        f"{BASE}/events" if await session_of(request) else f"{BASE}/login", status_code=303
+    )
+
+
+def _after_login(back_to: str | None) -> str:
+    return back_to if back_to and _local_page(back_to) else f"{BASE}/events"
 
 
 @router.get(f"{BASE}/login")
 async def login_page(request: Request) -> Response:
-    if await _session(request):
-        return RedirectResponse(f"{BASE}/events", status_code=303)
-    return _page("login.html", error=None, session=None)
+    back_to = request.query_params.get("next")
+    if await session_of(request):
+        return RedirectResponse(_after_login(back_to), status_code=303)
+    return render_page("login.html", error=None, session=None, back_to=_after_login(back_to))
 
 
 @router.post(f"{BASE}/login")
 async def login(request: Request) -> Response:
     container = container_of(request)
-    key = (await _form(request)).get("api_key", "").strip()
+    form = await _form(request)
+    key = form.get("api_key", "").strip()
+    back_to = _after_login(form.get("next"))
     error = None
     tenant = None
     if not key:
@@ -181,9 +202,11 @@ async def login(request: Request) -> Response:
             if tenant.livemode:
                 error = "El panel de pruebas solo acepta llaves de prueba, no llaves en vivo."
     if error is not None or tenant is None:
-        return _page("login.html", status=401 if key else 400, error=error, session=None)
+        return render_page(
+            "login.html", status=401 if key else 400, error=error, session=None, back_to=back_to
+        )
     sealed = container.secret_box.seal(json.dumps({"k": key, "exp": container.clock.now() + SESSION_SECONDS}))
-    response = RedirectResponse(f"{BASE}/events", status_code=303)
+    response = RedirectResponse(back_to, status_code=303)
     response.set_cookie(
         COOKIE,
         sealed,
@@ -198,7 +221,7 @@ async def login(request: Request) -> Response:
 
 @router.post(f"{BASE}/logout")
 async def logout(request: Request) -> Response:
-    response = _to_login()
+    response = to_login()
     response.delete_cookie(COOKIE, path="/_caja")
     return response
 
@@ -224,9 +247,9 @@ async def events_page(
     previous: Cursor = None,
     type: Annotated[str | None, Query(max_length=80)] = None,
 ) -> Response:
-    session = await _session(request)
+    session = await session_of(request)
     if session is None:
-        return _to_login()
+        return to_login(back_to=request.url.path)
     c = session.container
     page_request = PageRequest(
         limit=PAGE_SIZE, next=next or None, previous=None if next else previous or None
@@ -235,7 +258,7 @@ async def events_page(
         page = await events.list_page(c.uow, session.tenant, page_request, type or None)
     except CajaError:
         page = await events.list_page(c.uow, session.tenant, PageRequest(limit=PAGE_SIZE), type or None)
-    return _page(
+    return render_page(
         "events.html",
         session=session,
         section="events",
@@ -249,15 +272,15 @@ async def events_page(
 async def event_page(
     request: Request, event_id: Id, aviso: Annotated[str | None, Query(max_length=200)] = None
 ) -> Response:
-    session = await _session(request)
+    session = await session_of(request)
     if session is None:
-        return _to_login()
+        return to_login(back_to=request.url.path)
     c = session.container
     try:
         view = await dashboard.event_deliveries(c.uow, session.tenant, event_id)
     except CajaError:
-        return _page("missing.html", status=404, session=session, section="events", what="evento")
-    return _page(
+        return render_page("missing.html", status=404, session=session, section="events", what="evento")
+    return render_page(
         "event.html",
         session=session,
         section="events",
@@ -270,12 +293,12 @@ async def event_page(
 
 @router.post(f"{BASE}/events/{{event_id}}/resend")
 async def resend(request: Request, event_id: Id) -> Response:
-    session = await _session(request)
+    session = await session_of(request)
     if session is None:
-        return _to_login()
+        return to_login()
     form = await _form(request)
     if not _checked(session, form):
-        return _page("missing.html", status=403, session=session, section="events", what="formulario")
+        return render_page("missing.html", status=403, session=session, section="events", what="formulario")
     c = session.container
     notice = "Reenvío programado."
     try:
@@ -297,9 +320,9 @@ async def emails_page(
     previous: Cursor = None,
     aviso: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    session = await _session(request)
+    session = await session_of(request)
     if session is None:
-        return _to_login()
+        return to_login(back_to=request.url.path)
     c = session.container
     page_request = PageRequest(
         limit=PAGE_SIZE, next=next or None, previous=None if next else previous or None
@@ -309,7 +332,7 @@ async def emails_page(
     except CajaError:
         page = await emails.list_caught(c.uow, session.tenant, PageRequest(limit=PAGE_SIZE))
     catcher = c.mail_catcher
-    return _page(
+    return render_page(
         "emails.html",
         session=session,
         section="emails",
@@ -322,12 +345,12 @@ async def emails_page(
 
 @router.post(f"{BASE}/emails/test")
 async def send_test_email(request: Request) -> Response:
-    session = await _session(request)
+    session = await session_of(request)
     if session is None:
-        return _to_login()
+        return to_login()
     form = await _form(request)
     if not _checked(session, form):
-        return _page("missing.html", status=403, session=session, section="emails", what="formulario")
+        return render_page("missing.html", status=403, session=session, section="emails", what="formulario")
     c = session.container
     to = form.get("to", "").strip()
     try:
@@ -340,27 +363,27 @@ async def send_test_email(request: Request) -> Response:
 
 @router.get(f"{BASE}/emails/{{email_id}}")
 async def email_page(request: Request, email_id: Id) -> Response:
-    session = await _session(request)
+    session = await session_of(request)
     if session is None:
-        return _to_login()
+        return to_login(back_to=request.url.path)
     try:
         email = await emails.get_caught(session.container.uow, session.tenant, email_id)
     except CajaError:
-        return _page("missing.html", status=404, session=session, section="emails", what="correo")
-    return _page("email.html", session=session, section="emails", email=email, parsed=email.parsed)
+        return render_page("missing.html", status=404, session=session, section="emails", what="correo")
+    return render_page("email.html", session=session, section="emails", email=email, parsed=email.parsed)
 
 
 @router.get(f"{BASE}/emails/{{email_id}}/body")
 async def email_body(request: Request, email_id: Id) -> Response:
     """The HTML part alone, for the sandboxed iframe: its own CSP makes it inert."""
-    session = await _session(request)
+    session = await session_of(request)
     if session is None:
         return Response(status_code=401)
     try:
         email = await emails.get_caught(session.container.uow, session.tenant, email_id)
     except CajaError:
         return Response(status_code=404)
-    headers = _no_store({"Content-Security-Policy": EMAIL_CSP})
+    headers = no_store({"Content-Security-Policy": EMAIL_CSP})
     return HTMLResponse(email.parsed.html or "", headers=headers)
 
 
