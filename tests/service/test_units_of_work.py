@@ -220,6 +220,44 @@ async def test_sqlite_commits_are_durable_once_answered(tmp_path: Path) -> None:
     await database.dispose()
 
 
+async def test_sqlite_writes_that_need_not_be_durable_wait_for_no_fsync_of_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``durable=False`` units (the dispatcher's bookkeeping) commit without an fsync of their
+    own; the next durable unit's fsync covers them, and so does closing the database."""
+    path = tmp_path / "lazy.db"
+    database = Database(f"sqlite:///{path}")
+    await database.run_sync(lambda c: c.execute(sa.text("CREATE TABLE scratch (n INTEGER)")))
+    synced: list[str] = []
+    real_fsync = sqlite_backend._fsync_path
+
+    def counting_fsync(file: str) -> None:
+        synced.append(file)
+        real_fsync(file)
+
+    monkeypatch.setattr(sqlite_backend, "_fsync_path", counting_fsync)
+
+    async def insert(n: int, *, durable: bool) -> None:
+        async with database.unit(write=True, durable=durable) as conn:
+            await conn.execute(sa.text("INSERT INTO scratch (n) VALUES (:n)"), {"n": n})
+
+    def stored() -> set[int]:
+        with sqlite3.connect(path) as raw:
+            return {row[0] for row in raw.execute("SELECT n FROM scratch")}
+
+    await asyncio.gather(*(insert(n, durable=False) for n in range(10)))
+    assert synced == []
+    assert stored() == set(range(10))  # committed, visible to another connection
+    # A durable unit, alone or batched with lazy ones: one fsync, which its caller waited for.
+    await asyncio.gather(insert(10, durable=True), *(insert(n, durable=False) for n in range(11, 20)))
+    assert synced == [f"{path}-wal"]
+    await insert(20, durable=False)
+    assert len(synced) == 1
+    await database.dispose()
+    assert len(synced) == 2  # what a stop leaves behind is on disk
+    assert stored() == set(range(21))
+
+
 async def test_sqlite_writers_wait_for_another_process_holding_the_write_lock(tmp_path: Path) -> None:
     """A write lock held elsewhere is waited for (BEGIN IMMEDIATE runs in a thread, never on the
     loop), and the unit then commits as usual."""

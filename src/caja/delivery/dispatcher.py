@@ -8,6 +8,10 @@ overall and per endpoint, and claims skip endpoints already at their bound, so o
 endpoint never delays the others. The loop wakes when this process commits work, and polls for
 work other processes commit. A heartbeat renews the leases of running jobs; leases that ran out
 (a worker died) are put back to ``pending``, so every job runs at least once.
+
+Because every job runs at least once whatever happens, the dispatcher's own bookkeeping (claims,
+leases, recorded attempts) need not wait for the disk: a crash that loses some of it only makes
+jobs run again. Those writes are ``durable=False`` units (on SQLite, no fsync of their own).
 """
 
 from __future__ import annotations
@@ -309,7 +313,7 @@ class Dispatcher:
 
         async def release() -> None:
             try:
-                async with self._uow(write=True, notify=False) as tx:
+                async with self._uow(write=True, notify=False, durable=False) as tx:
                     await tx.jobs.release(self.worker_id, [job.id for job in shed])
             except Exception:
                 # Their leases run out and any worker takes them again: never attempted, never lost.
@@ -335,7 +339,7 @@ class Dispatcher:
         deep = {key: depth for key in self._fast if (depth := self._depth(key)) > per_key}
         # What the claim is bounded by; attempts finishing while it commits lower the live counts.
         busy = dict(self._unfinished_per_key)
-        async with self._uow(write=True, notify=False) as tx:
+        async with self._uow(write=True, notify=False, durable=False) as tx:
             jobs = await tx.jobs.claim(
                 now_ms=now_ms,
                 worker=self.worker_id,
@@ -415,7 +419,7 @@ class Dispatcher:
         if not self._held:
             return
         lease_until = self._clock.now_ms() + round(self._config.lease * 1000)
-        async with self._uow(write=True, notify=False) as tx:
+        async with self._uow(write=True, notify=False, durable=False) as tx:
             await tx.jobs.extend_leases(self.worker_id, list(self._held), lease_until)
 
     async def _reclaim(self) -> None:
@@ -424,7 +428,7 @@ class Dispatcher:
             async with self._uow() as tx:
                 if not await tx.jobs.any_expired(now_ms):
                     return
-        async with self._uow(write=True, notify=False) as tx:
+        async with self._uow(write=True, notify=False, durable=False) as tx:
             reclaimed = await tx.jobs.reclaim_expired(now_ms)
         if reclaimed:
             log.warning("reclaimed jobs whose lease ran out", count=reclaimed, worker=self.worker_id)
@@ -516,7 +520,7 @@ class Dispatcher:
 
     async def _record_batch(self, batch: list[_Record]) -> None:
         now_ms = self._clock.now_ms()
-        async with self._uow(write=True, notify=False) as tx:
+        async with self._uow(write=True, notify=False, durable=False) as tx:
             held = await tx.jobs.held([r.job.id for r in batch], self.worker_id)
             lost = [r.job.id for r in batch if r.job.id not in held]
             if lost:

@@ -41,6 +41,7 @@ class UnitOfWork:
         notify: bool = False,
         single_statement: bool = False,
         snapshot: bool = True,
+        durable: bool = True,
         on_commit: tuple[Callable[[], None], ...] = (),
         on_webhooks_changed: tuple[Callable[[], None], ...] = (),
     ) -> None:
@@ -48,6 +49,7 @@ class UnitOfWork:
         self._write = write
         self._single_statement = single_statement
         self._snapshot = snapshot
+        self._durable = durable
         self._unit: AbstractAsyncContextManager[Conn] | None = None
         self._conn: Conn
         # A write unit that enqueued jobs (``tx.jobs.enqueue``, which the event fan-out uses) wakes
@@ -62,7 +64,10 @@ class UnitOfWork:
 
     async def __aenter__(self) -> Self:
         self._unit = self._database.unit(
-            write=self._write, single_statement=self._single_statement, snapshot=self._snapshot
+            write=self._write,
+            single_statement=self._single_statement,
+            snapshot=self._snapshot,
+            durable=self._durable,
         )
         self._conn = await self._unit.__aenter__()
         return self
@@ -166,16 +171,20 @@ class UnitOfWorkFactory:
         notify: bool = False,
         single_statement: bool = False,
         snapshot: bool = True,
+        durable: bool = True,
     ) -> UnitOfWork:
         """A unit; ``single_statement``: a read that runs exactly one statement (no transaction on
         PostgreSQL, which saves two round trips; a second statement raises); ``snapshot=False``: a
-        read of several statements that need not see one moment (no transaction either)."""
+        read of several statements that need not see one moment (no transaction either);
+        ``durable=False``: a write that a crash may lose because it would be redone (the
+        dispatcher's bookkeeping), which on SQLite returns without waiting for an fsync."""
         return UnitOfWork(
             self.database,
             write=write,
             notify=notify,
             single_statement=single_statement,
             snapshot=snapshot,
+            durable=durable,
             on_commit=self._on_commit,
             on_webhooks_changed=self._on_webhooks_changed,
         )
