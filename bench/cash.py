@@ -688,7 +688,7 @@ def _frame(frame: str) -> str:
 # Caja functions (or this library call) do is one cost whatever runs underneath.
 STACK_CATEGORIES: list[tuple[str, str]] = [
     ("e-mail: socket.getfqdn() per message (thread pool)", r"^getfqdn \(socket\.py"),
-    ("e-mail: building the MIME message (build_message, stdlib email)", r"^build_message \(caja/domain/mail"),
+    ("e-mail: writing the MIME message (compose_message)", r"^(compose|build)_message \(caja/domain/mail"),
     ("e-mail: SMTP send (aiosmtplib, kept-open connections)", r"^Mailer\.send \(caja/delivery/mail"),
     ("e-mail: rendering the receipt (in the payment's transaction)", r"^enqueue_payment_receipt \("),
     ("approval call: RSA `Digest` signature of the body", r"^digest \(caja/delivery/signing"),

@@ -6,23 +6,19 @@ message tells which connection carried it.
 
 from __future__ import annotations
 
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
 from caja.config import MailSettings, SmtpSecurity
 from caja.delivery.mail import Mailer, SmtpFailure
+from caja.domain.mail import ComposedMessage, OutgoingEmail, compose_message
 from tests.tools.smtp import TestSmtpServer
 
 
-def _message(to: str, subject: str) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = "Caja <no-reply@caja.localhost>"
-    message["To"] = to
-    message["Subject"] = subject
-    message.set_content("Hola")
-    return message
+def _message(to: str, subject: str) -> ComposedMessage:
+    email = OutgoingEmail(to=(to,), subject=subject, text="Hola\n", html="", template="")
+    return compose_message(email, sender="Caja <no-reply@caja.localhost>", job_id="eml_pool", sent_at=0)
 
 
 def _mailer(relay: TestSmtpServer) -> Mailer:

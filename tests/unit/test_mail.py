@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from email import policy
+from email.parser import BytesParser
+
 import pytest
 
-from caja.domain.mail import OutgoingEmail, build_message, parse_message, spanish_datetime
+from caja.domain.mail import OutgoingEmail, compose_message, parse_message, spanish_datetime
 from caja.web.emails import PAYMENT_RECEIPT, TEMPLATES, EmailTemplates
 
 
@@ -33,12 +36,21 @@ def test_message_round_trip() -> None:
         to=("ana@example.com", "luis@example.com"), subject="Pago exitoso ✓", text="Hola, Ana\n",
         html="<p>Hola, <b>Ana</b></p>", template="pago_exitoso",
     )  # fmt: skip
-    message = build_message(
+    message = compose_message(
         email, sender="Tienda <pagos@tienda.mx>", job_id="eml_2abc", sent_at=1_795_000_000
     )
-    assert message["Message-ID"] == "<eml_2abc@tienda.mx>"
-    assert message.get_content_type() == "multipart/alternative"
-    parsed = parse_message(message.as_bytes())
+    assert message.recipients == ("ana@example.com", "luis@example.com")
+    headers = dict(message.headers)
+    assert headers["Message-ID"] == "<eml_2abc@tienda.mx>"
+    assert headers["Subject"] == "Pago exitoso ✓"
+    assert headers["Content-Type"].startswith("multipart/alternative; boundary=")
+    standard = BytesParser(policy=policy.default).parsebytes(message.data)
+    assert standard.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in standard.iter_parts()] == ["text/plain", "text/html"]
+    assert standard["Message-ID"] == "<eml_2abc@tienda.mx>"
+    assert standard["Date"].datetime.timestamp() == 1_795_000_000
+    assert not standard.defects and all(not p.defects for p in standard.iter_parts())
+    parsed = parse_message(message.data)
     assert parsed.subject == "Pago exitoso ✓"
     assert parsed.to == ("ana@example.com", "luis@example.com")
     assert parsed.from_ == "Tienda <pagos@tienda.mx>"
@@ -77,10 +89,56 @@ def test_every_template_renders() -> None:
 def test_a_long_accented_subject_and_sender_name_round_trip() -> None:
     subject = "Tu referencia para retirar $500.00 MXN de Nómina Express — válida 30 días ✓"
     email = OutgoingEmail(to=("ana@example.com",), subject=subject, text="Hola\n", html="", template="x")
-    message = build_message(
+    message = compose_message(
         email, sender="Tienda Peña <pagos@tienda.mx>", job_id="eml_2x", sent_at=1_795_000_000
     )
-    parsed = parse_message(message.as_bytes())
+    parsed = parse_message(message.data)
     assert parsed.subject == subject
     assert parsed.from_ == "Tienda Peña <pagos@tienda.mx>"
     assert parsed.text == "Hola\n" and parsed.html is None
+
+
+def wire_lines(data: bytes) -> list[bytes]:
+    assert b"\n" not in data.replace(b"\r\n", b""), "every line ends in CRLF"
+    assert data.isascii(), "7-bit: no 8BITMIME or SMTPUTF8 needed"
+    return data.split(b"\r\n")
+
+
+def test_what_goes_on_the_wire_is_short_crlf_lines_that_the_standard_library_reads_back() -> None:
+    """Fifty recipients and a long accented subject: every line is at most 78 characters and
+    the standard library's parser gets back every recipient, the subject and both bodies."""
+    recipients = tuple(f"cliente.numero{n}@ejemplo-de-correo.com.mx" for n in range(50))
+    subject = (
+        "Pago exitoso: $1,234,567.89 MXN a Distribuidora Nacional de Abarrotes del Bajío, S.A. de C.V. ✓"
+    )
+    text = "Hola\n" + "línea de texto con acentos: áéíóú ñ\n" * 200
+    html = "<p>" + "párrafo " * 800 + "</p>"
+    email = OutgoingEmail(to=recipients, subject=subject, text=text, html=html, template="pago_exitoso")
+    message = compose_message(email, sender="Caja <no-reply@caja.test>", job_id="eml_2y", sent_at=0)
+    assert max(len(line) for line in wire_lines(message.data)) <= 78
+    standard = BytesParser(policy=policy.default).parsebytes(message.data)
+    assert not standard.defects
+    assert tuple(a.addr_spec for a in standard["To"].addresses) == recipients
+    assert standard["Subject"] == subject
+    parsed = parse_message(message.data)
+    assert parsed.text == text and parsed.html == html
+    assert parsed.to == recipients and parsed.subject == subject
+
+
+def test_a_text_only_message_is_a_single_part() -> None:
+    email = OutgoingEmail(to=("ana@example.com",), subject="Prueba", text="Sólo\n", html="", template="")
+    message = compose_message(email, sender="no-reply@caja.test", job_id="eml_2z", sent_at=1_795_000_000)
+    standard = BytesParser(policy=policy.default).parsebytes(message.data)
+    assert standard.get_content_type() == "text/plain" and not standard.is_multipart()
+    assert standard.get_content() == "Sólo\n"
+    assert standard["From"] == "no-reply@caja.test" and "X-Caja-Template" not in standard
+    assert max(len(line) for line in wire_lines(message.data)) <= 78
+
+
+def test_each_message_has_its_own_boundary() -> None:
+    email = OutgoingEmail(to=("a@example.com",), subject="s", text="t", html="<p>h</p>", template="x")
+    first, second = (
+        dict(compose_message(email, sender="a@caja.test", job_id="eml_1", sent_at=0).headers)["Content-Type"]
+        for _ in range(2)
+    )
+    assert first != second

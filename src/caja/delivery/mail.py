@@ -14,7 +14,6 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from email.message import Message
 from email.utils import parseaddr
 
 import aiosmtplib
@@ -24,7 +23,7 @@ from caja.config import MailSettings, SmtpSecurity
 from caja.delivery.dispatcher import AttemptOutcome, JobContext
 from caja.domain.clock import Clock
 from caja.domain.jobs import Job
-from caja.domain.mail import OutgoingEmail, build_message
+from caja.domain.mail import ComposedMessage, OutgoingEmail, compose_message
 
 log = structlog.get_logger("caja.mail")
 
@@ -151,7 +150,7 @@ class Mailer:
                 await smtp.quit()
             smtp.close()
 
-    async def send(self, message: Message) -> str:
+    async def send(self, message: ComposedMessage) -> str:
         """Hand the message to the SMTP server; its reply. Raises ``SmtpFailure``."""
         target = self.target
         if target is None:
@@ -178,9 +177,10 @@ class Mailer:
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise SmtpFailure(f"{type(exc).__name__}: {exc}") from None
 
-    async def _send_on(self, smtp: aiosmtplib.SMTP, message: Message, envelope_from: str) -> str:
+    async def _send_on(self, smtp: aiosmtplib.SMTP, message: ComposedMessage, envelope_from: str) -> str:
         try:
-            errors, reply = await smtp.send_message(message, sender=envelope_from or None)
+            # An empty envelope sender is the null reverse-path ("<>").
+            errors, reply = await smtp.sendmail(envelope_from, list(message.recipients), message.data)
         except aiosmtplib.SMTPResponseException:
             # A refused message leaves the connection usable, once its transaction is reset.
             await self._reset_or_close(smtp)
@@ -206,7 +206,7 @@ class EmailDelivery:
             email = OutgoingEmail.from_payload(job.payload)
         except ValueError as exc:
             return AttemptOutcome(ok=False, permanent=True, error=f"an e-mail job that cannot be sent: {exc}")
-        message = build_message(email, sender=self._mailer.sender, job_id=job.id, sent_at=self._clock.now())
+        message = compose_message(email, sender=self._mailer.sender, job_id=job.id, sent_at=self._clock.now())
         started_ms = self._clock.now_ms()
         started = time.monotonic()
         target = self._mailer.target
@@ -223,7 +223,7 @@ class EmailDelivery:
             duration_ms=round((time.monotonic() - started) * 1000),
             url=target.url if target else None,
             error=error,
-            request_headers={name: str(value) for name, value in message.items()},
+            request_headers=dict(message.headers),
             request_body=email.text,
             response_body=reply,
         )

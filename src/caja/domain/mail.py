@@ -8,13 +8,13 @@ derives its ``Message-ID`` from it, so a retried send is recognisably the same m
 
 from __future__ import annotations
 
+import base64
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from email import policy
 from email.header import Header
-from email.message import EmailMessage, Message
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
+from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import formataddr, formatdate, getaddresses, parseaddr
 from typing import Any
@@ -105,39 +105,104 @@ class OutgoingEmail:
         )
 
 
-def _set_text_header(message: Message, name: str, value: str) -> None:
-    """RFC 2047 encoded-words for non-ASCII text (a subject with an accent or a ✓)."""
-    if value.isascii():
-        message[name] = value
-    else:
-        # A Header object is folded correctly when flattened; an already-encoded string would be
-        # folded again (a stray leading space once decoded).
-        message[name] = Header(value, "utf-8", header_name=name)  # type: ignore[assignment]
+@dataclass(frozen=True, slots=True)
+class ComposedMessage:
+    """A message ready for SMTP: its envelope recipients, its headers as a person reads them (for
+    the attempt's record), and the RFC 5322 bytes that go on the wire."""
+
+    recipients: tuple[str, ...]
+    headers: tuple[tuple[str, str], ...]
+    data: bytes
 
 
-def build_message(email: OutgoingEmail, *, sender: str, job_id: str, sent_at: int) -> Message:
-    """The MIME message: ``multipart/alternative`` with the text part first, then the HTML.
+# RFC 5322 asks for lines of at most 78 characters; encoded words are at most 75 (RFC 2047).
+_LINE = 78
+_CRLF = "\r\n"
 
-    Built with the standard library's compat32 classes: the same MIME as ``EmailMessage``
-    produces, at a third of its cost (measured ~620 µs against ~2,000 µs with flattening; the
-    dispatcher sends one per payment).
+
+def _fold_list(name: str, items: list[str]) -> str:
+    """``name: a, b, c`` with a line break (CRLF and a space) before an item that would pass 78."""
+    line, lines = f"{name}: ", []
+    for index, item in enumerate(items):
+        piece = item + ("," if index < len(items) - 1 else "")
+        if len(line) + len(piece) + 1 > _LINE and line.strip() != f"{name}:":
+            lines.append(line.rstrip())
+            line = " "
+        line += piece + " "
+    lines.append(line.rstrip())
+    return _CRLF.join(lines)
+
+
+def _text_header(name: str, value: str) -> str:
+    """A header of free text: as is when ASCII and short, else RFC 2047 encoded words, folded."""
+    if value.isascii() and len(name) + 2 + len(value) <= _LINE:
+        return f"{name}: {value}"
+    encoded = Header(value, "utf-8" if not value.isascii() else "us-ascii", header_name=name)
+    return f"{name}: {encoded.encode(linesep=_CRLF)}"
+
+
+def _base64_lines(text: str) -> str:
+    # 76 characters a line, as MIME asks (RFC 2045); base64 never needs dot-stuffing or 8BITMIME.
+    return base64.encodebytes(text.encode("utf-8")).decode("ascii").replace("\n", _CRLF)
+
+
+def _part(subtype: str, text: str) -> str:
+    return (
+        f'Content-Type: text/{subtype}; charset="utf-8"{_CRLF}'
+        f"Content-Transfer-Encoding: base64{_CRLF}{_CRLF}{_base64_lines(text)}"
+    )
+
+
+def compose_message(email: OutgoingEmail, *, sender: str, job_id: str, sent_at: int) -> ComposedMessage:
+    """The message Caja sends: ``multipart/alternative`` (the text part first, then the HTML), or
+    plain text alone; UTF-8 bodies in base64, non-ASCII headers as RFC 2047 encoded words.
+
+    Written out directly rather than with the standard library's ``email`` package: a message
+    has this one shape, and building and flattening it with ``email`` took about 360 µs (85 to
+    build, 275 to flatten, measured on the payment receipt), the largest part of a payment's
+    e-mail. The tests parse what this writes with the standard library and compare.
     """
-    message = MIMEMultipart("alternative") if email.html else MIMEText(email.text, "plain", "utf-8")
     name, address = parseaddr(sender)
-    message["From"] = formataddr((name, address), charset="utf-8") if name else address
-    message["To"] = ", ".join(email.to)
-    _set_text_header(message, "Subject", email.subject)
-    message["Date"] = formatdate(sent_at, usegmt=True)
-    domain = sender.rsplit("@", 1)[-1].strip("> ") or "caja.localhost"
+    from_value = formataddr((name, address), charset="utf-8") if name else address
+    domain = address.rsplit("@", 1)[-1].strip("> ") if "@" in address else ""
+    if not domain or not domain.isascii():
+        domain = "caja.localhost"
     # Stable across retries: a receiving system can tell a resend from a second message.
-    message["Message-ID"] = f"<{job_id}@{domain}>"
-    message[JOB_HEADER] = job_id
+    message_id = f"<{job_id}@{domain}>"
+    date = formatdate(sent_at, usegmt=True)
+    readable = [("From", from_value), ("To", ", ".join(email.to)), ("Subject", email.subject)]
+    readable += [("Date", date), ("Message-ID", message_id), (JOB_HEADER, job_id)]
     if email.template:
-        message["X-Caja-Template"] = email.template
+        readable.append(("X-Caja-Template", email.template))
+    lines = [
+        _text_header("From", from_value),
+        _fold_list("To", list(email.to)),
+        _text_header("Subject", email.subject),
+        f"Date: {date}",
+        f"Message-ID: {message_id}",
+        f"{JOB_HEADER}: {job_id}",
+    ]
+    if email.template:
+        lines.append(_text_header("X-Caja-Template", email.template))
+    lines.append("MIME-Version: 1.0")
     if email.html:
-        message.attach(MIMEText(email.text, "plain", "utf-8"))
-        message.attach(MIMEText(email.html, "html", "utf-8"))
-    return message
+        # "=_" cannot occur in base64 text, so the boundary never appears inside a part.
+        boundary = f"=_caja_{secrets.token_hex(12)}"
+        content_type = f'multipart/alternative; boundary="{boundary}"'
+        body = (
+            f"--{boundary}{_CRLF}{_part('plain', email.text)}"
+            f"--{boundary}{_CRLF}{_part('html', email.html)}"
+            f"--{boundary}--{_CRLF}"
+        )
+        lines.append(f'Content-Type: multipart/alternative;{_CRLF} boundary="{boundary}"')
+        head = _CRLF.join(lines) + _CRLF + _CRLF
+    else:
+        content_type = 'text/plain; charset="utf-8"'
+        # One part only: its own headers (type, encoding) follow the message's.
+        head = _CRLF.join(lines) + _CRLF
+        body = _part("plain", email.text)
+    readable += [("MIME-Version", "1.0"), ("Content-Type", content_type)]
+    return ComposedMessage(recipients=email.to, headers=tuple(readable), data=(head + body).encode("ascii"))
 
 
 @dataclass(frozen=True, slots=True)
