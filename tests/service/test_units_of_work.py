@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -256,6 +257,39 @@ async def test_sqlite_writes_that_need_not_be_durable_wait_for_no_fsync_of_their
     await database.dispose()
     assert len(synced) == 2  # what a stop leaves behind is on disk
     assert stored() == set(range(21))
+
+
+async def test_sqlite_writes_that_need_not_be_durable_join_the_next_batch(tmp_path: Path) -> None:
+    """A lazy unit waits a moment for another writer and shares its transaction (one COMMIT for
+    both); with no other writer it commits on its own, ``JOIN_WAIT`` later."""
+    database = Database(f"sqlite:///{tmp_path / 'join.db'}")
+    await database.run_sync(lambda c: c.execute(sa.text("CREATE TABLE scratch (n INTEGER)")))
+    backend = database._backend
+    assert isinstance(backend, sqlite_backend.SQLiteBackend)
+    commits: list[int] = []
+    real_commit = backend._commit
+
+    def counting_commit(tx: sa.RootTransaction) -> None:
+        commits.append(1)
+        real_commit(tx)
+
+    backend._commit = counting_commit  # type: ignore[method-assign]
+
+    async def insert(n: int, *, durable: bool) -> float:
+        async with database.unit(write=True, durable=durable) as conn:
+            await conn.execute(sa.text("INSERT INTO scratch (n) VALUES (:n)"), {"n": n})
+        return time.monotonic()
+
+    lazy = asyncio.ensure_future(insert(1, durable=False))
+    await asyncio.sleep(sqlite_backend.JOIN_WAIT / 4)
+    assert not lazy.done()
+    await insert(2, durable=True)
+    await lazy
+    assert len(commits) == 1
+    started = time.monotonic()
+    finished = await insert(3, durable=False)
+    assert len(commits) == 2 and finished - started >= sqlite_backend.JOIN_WAIT * 0.9
+    await database.dispose()
 
 
 async def test_sqlite_writers_wait_for_another_process_holding_the_write_lock(tmp_path: Path) -> None:
