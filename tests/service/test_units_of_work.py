@@ -259,9 +259,12 @@ async def test_sqlite_writes_that_need_not_be_durable_wait_for_no_fsync_of_their
     assert stored() == set(range(21))
 
 
-async def test_sqlite_writes_that_need_not_be_durable_join_the_next_batch(tmp_path: Path) -> None:
-    """A lazy unit waits a moment for another writer and shares its transaction (one COMMIT for
-    both); with no other writer it commits on its own, ``JOIN_WAIT`` later."""
+async def test_sqlite_writes_that_need_not_be_durable_join_the_next_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While durable writes come, a lazy unit waits for the next one and shares its transaction
+    (one COMMIT for both), or commits alone ``JOIN_WAIT`` later; with none coming it does not
+    wait at all."""
     database = Database(f"sqlite:///{tmp_path / 'join.db'}")
     await database.run_sync(lambda c: c.execute(sa.text("CREATE TABLE scratch (n INTEGER)")))
     backend = database._backend
@@ -280,15 +283,24 @@ async def test_sqlite_writes_that_need_not_be_durable_join_the_next_batch(tmp_pa
             await conn.execute(sa.text("INSERT INTO scratch (n) VALUES (:n)"), {"n": n})
         return time.monotonic()
 
-    lazy = asyncio.ensure_future(insert(1, durable=False))
-    await asyncio.sleep(sqlite_backend.JOIN_WAIT / 4)
-    assert not lazy.done()
-    await insert(2, durable=True)
-    await lazy
+    # No durable write yet: nothing to wait for, even with a wait far longer than the test's limit.
+    monkeypatch.setattr(sqlite_backend, "JOIN_WAIT", 30.0)
+    await asyncio.wait_for(insert(0, durable=False), 10)
     assert len(commits) == 1
+    await insert(1, durable=True)
+    assert len(commits) == 2
+    # Durable writes are coming: the lazy unit waits and joins the next one's batch.
+    lazy = asyncio.ensure_future(insert(2, durable=False))
+    await asyncio.sleep(0.05)
+    assert not lazy.done()
+    await insert(3, durable=True)
+    await asyncio.wait_for(lazy, 10)
+    assert len(commits) == 3
+    # ...and commits alone once the wait is over.
+    monkeypatch.setattr(sqlite_backend, "JOIN_WAIT", 0.05)
     started = time.monotonic()
-    finished = await insert(3, durable=False)
-    assert len(commits) == 2 and finished - started >= sqlite_backend.JOIN_WAIT * 0.9
+    finished = await insert(4, durable=False)
+    assert len(commits) == 4 and finished - started >= 0.045
     await database.dispose()
 
 

@@ -46,8 +46,10 @@ FORCE_TRUNCATE_WAL_BYTES = 4 * RESTART_WAL_BYTES
 CATCH_UP_TRIES = 3
 # A WAL frame: a page and its 24-byte header.
 FRAME_HEADER_BYTES = 24
-# How long a unit that need not be durable waits for a batch to join rather than opening its own.
+# How long a unit that need not be durable waits for a batch to join rather than opening its own...
 JOIN_WAIT = 0.02
+# ...when durable units came this recently: otherwise no batch is likely to come, and it opens one.
+JOIN_IF_DURABLE_WITHIN = 0.1
 # How long a connection waits for another's lock (SQLite's busy handler).
 BUSY_TIMEOUT_MS = 10_000
 
@@ -138,6 +140,8 @@ class SQLiteBackend:
         # that need not be durable wait for it (see write_unit).
         self._opening = asyncio.Event()
         self._opening_loop: asyncio.AbstractEventLoop | None = None
+        # When the last durable unit came: lazy units wait to join only while such units come.
+        self._last_durable = float("-inf")
         self._idle_readers: list[sa.Connection] = []
         self._closing = False
         self._max_idle_readers = readers
@@ -165,12 +169,20 @@ class SQLiteBackend:
         batch's fsync covers its frames, which come before that batch's in the WAL. At a
         moderate rate this spares the dispatcher's transactions an fsync each.
 
-        Such a unit also waits up to ``JOIN_WAIT`` for another writer to open a batch and joins
-        it, instead of opening one of its own: at a moderate rate the dispatcher's claim and
-        record of a payment's e-mail then share the BEGIN, COMMIT and fsync of the next payment
-        rather than paying for theirs (each a hand-off to a worker thread and back).
+        While durable units keep coming (requests that write), such a unit also waits up to
+        ``JOIN_WAIT`` for another writer to open a batch and joins it, instead of opening one of
+        its own: at a moderate rate the dispatcher's claim and record of a payment's e-mail then
+        share the BEGIN, COMMIT and fsync of the next payment rather than paying for theirs (each
+        a hand-off to a worker thread and back). With none coming (a dispatcher working through
+        a backlog on its own) it does not wait: nothing would come to join.
         """
-        if not durable and self._batch is None and not self._lock.locked():
+        if durable:
+            self._last_durable = time.monotonic()
+        elif (
+            self._batch is None
+            and not self._lock.locked()
+            and time.monotonic() - self._last_durable < JOIN_IF_DURABLE_WITHIN
+        ):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._opening_event().wait(), JOIN_WAIT)
         self._queued += 1
