@@ -50,6 +50,8 @@ FRAME_HEADER_BYTES = 24
 JOIN_WAIT = 0.02
 # ...when durable units came this recently: otherwise no batch is likely to come, and it opens one.
 JOIN_IF_DURABLE_WITHIN = 0.1
+# Turns of the loop a new batch gives the units woken to join it (a woken wait takes two or three).
+JOIN_TURNS = 10
 # How long a connection waits for another's lock (SQLite's busy handler).
 BUSY_TIMEOUT_MS = 10_000
 
@@ -134,12 +136,16 @@ class SQLiteBackend:
         self._lock = asyncio.Lock()
         self._queued = 0
         self._batch: _Batch | None = None
-        # Whether the last batch committed was not synced (only units that need not be durable).
+        # Whether a batch of units that need not be durable has committed since the last dispose.
+        # Never cleared by a durable batch's fsync: that fsync may have begun before a later
+        # lazy batch's COMMIT, and a stop must leave nothing unsynced.
         self._unsynced = False
         # Set from the moment a writer is about to open a batch until that batch commits: units
         # that need not be durable wait for it (see write_unit).
         self._opening = asyncio.Event()
         self._opening_loop: asyncio.AbstractEventLoop | None = None
+        # Lazy units waiting for a batch to open (see write_unit).
+        self._joining = 0
         # When the last durable unit came: lazy units wait to join only while such units come.
         self._last_durable = float("-inf")
         self._idle_readers: list[sa.Connection] = []
@@ -183,8 +189,13 @@ class SQLiteBackend:
             and not self._lock.locked()
             and time.monotonic() - self._last_durable < JOIN_IF_DURABLE_WITHIN
         ):
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._opening_event().wait(), JOIN_WAIT)
+            self._joining += 1
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._opening_event().wait(), JOIN_WAIT)
+            finally:
+                # No await between leaving the joiners and joining the queue (see the opener).
+                self._joining -= 1
         self._queued += 1
         try:
             await self._lock.acquire()
@@ -200,6 +211,12 @@ class SQLiteBackend:
                 # BEGIN IMMEDIATE may wait on another process's lock: never on the event loop.
                 self._write_tx = await asyncio.to_thread(conn.begin)
                 self._batch = _Batch(asyncio.get_running_loop())
+                # Woken joiners take a few turns of the loop to queue, and BEGIN may come back
+                # sooner: wait for them, or this unit commits alone before they are in.
+                for _ in range(JOIN_TURNS):
+                    if self._joining == 0:
+                        break
+                    await asyncio.sleep(0)
             batch = self._batch
             batch.units += 1
             batch.durable = batch.durable or durable
@@ -284,7 +301,6 @@ class SQLiteBackend:
             batch.fail(sync_failure)
             return
         if batch.durable:
-            self._unsynced = False
             batch.committed.set_result(None)
         self._maybe_checkpoint()
 
