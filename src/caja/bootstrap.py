@@ -20,6 +20,7 @@ from caja.services.networks import NetworkAuthenticator
 from caja.store.db import Database
 from caja.store.uow import UnitOfWorkFactory
 from caja.web.barcodes import BarcodeRenderer
+from caja.web.emails import templates
 
 
 @dataclass
@@ -136,7 +137,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     clock = clock or SystemClock()
     handlers = new_registry(settings.delivery)
     mailer = Mailer(settings.mail)
-    handlers.register(JobKind.EMAIL.value, EmailDelivery(mailer, clock))
+    handlers.register(JobKind.EMAIL.value, EmailDelivery(mailer, clock, templates().render_email))
     return Container(
         settings=settings,
         database=database,

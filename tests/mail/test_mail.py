@@ -14,14 +14,16 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from caja.domain import ids
 from caja.domain.jobs import Attempt, Job
-from caja.domain.mail import OutgoingEmail
+from caja.domain.mail import EMAIL_JOB_PREFIX, OutgoingEmail, TemplatedEmail
 from caja.domain.tenancy import Tenant
 from caja.services import emails
 from caja.services.accounts import KeyResolver
 from caja.store.db import Database
+from caja.store.jobs import NewJob
 from caja.store.uow import UnitOfWork, UnitOfWorkFactory
-from caja.web.emails import TEST_MESSAGE, templates
+from caja.web.emails import TEST_MESSAGE, templated
 from tests.checks import assert_error_envelope
 from tests.conftest import BACKENDS, AccountKeys, Server
 from tests.mail.conftest import run_async, wait_for_email
@@ -130,6 +132,21 @@ def test_payment_receipt_goes_out_through_the_outbox_and_is_caught(
 
     job, attempts = _wait_job(server.database_url, job_id, "succeeded")
     assert job.kind == "email" and job.livemode is False
+    # The job holds the template and its values; the dispatcher rendered the message when it sent it.
+    assert job.payload == {
+        "to": [to],
+        "template": "pago_exitoso",
+        "context": {
+            "merchant_name": "Tacos & Más",
+            "amount": 123456,
+            "reference": "10001432529593700513",
+            "store": "7 Eleven",
+            "paid_at": PAID_AT,
+            "authorization_code": "A1B2C3",
+            "customer_name": "Ana López",
+            "order_id": "ord_2tXWZQ3vR6jS9kLm1",
+        },
+    }
     [attempt] = attempts
     assert attempt.url == f"smtp://127.0.0.1:{server.mail_port}"
     assert attempt.error is None
@@ -181,8 +198,45 @@ def test_a_rolled_back_unit_sends_nothing(server: Server, http: httpx.Client) ->
     assert http.get("/_caja/emails", params={"search": lost}).json()["data"] == []
 
 
-def _test_email(to: str) -> OutgoingEmail:
-    return templates().render(TEST_MESSAGE, [to], {"merchant_name": "Sandbox", "sent_at": PAID_AT})
+def _test_email(to: str) -> TemplatedEmail:
+    return templated(TEST_MESSAGE, [to], {"merchant_name": "Sandbox", "sent_at": PAID_AT})
+
+
+def test_a_job_holding_a_rendered_message_is_sent_as_it_is(server: Server, http: httpx.Client) -> None:
+    """Jobs enqueued by earlier versions carry the rendered message, not a template: sent unchanged."""
+    to = unique_address("anterior")
+    rendered = OutgoingEmail(
+        to=(to,), subject="Mensaje ya escrito", text="Texto fijo\n", html="<p>HTML fijo</p>", template="x"
+    )
+
+    async def enqueue_rendered(tx: UnitOfWork, tenant: Tenant) -> str:
+        job = NewJob(
+            id=ids.new_id(EMAIL_JOB_PREFIX),
+            kind="email",
+            account_id=tenant.account_id,
+            livemode=tenant.livemode,
+            payload=rendered.as_payload(),
+            run_at=now_ms(),
+            created_at=now_ms(),
+        )
+        await tx.jobs.enqueue(job)
+        return job.id
+
+    job_id = in_unit(server, enqueue_rendered)
+    [caught] = wait_for_email(http, to)
+    assert caught["job_id"] == job_id and caught["subject"] == "Mensaje ya escrito"
+    assert caught["text"].strip() == "Texto fijo" and "<p>HTML fijo</p>" in caught["html"]
+
+
+def test_a_job_whose_template_cannot_render_fails_at_once(server: Server) -> None:
+    """A template's missing value cannot appear on a retry: the job fails on its first attempt."""
+    to = unique_address("incompleto")
+    incomplete = TemplatedEmail(to=(to,), template=TEST_MESSAGE, context={"merchant_name": "Sin fecha"})
+    job_id = in_unit(server, lambda tx, tenant: emails.enqueue(tx, tenant, now_ms(), incomplete))
+    job, attempts = _wait_job(server.database_url, job_id, "failed")
+    assert job.attempts == 1
+    [attempt] = attempts
+    assert attempt.error is not None and "cannot be sent" in attempt.error and "sent_at" in attempt.error
 
 
 def test_send_test_email_over_http(http: httpx.Client) -> None:

@@ -7,8 +7,15 @@ from email.parser import BytesParser
 
 import pytest
 
-from caja.domain.mail import OutgoingEmail, compose_message, parse_message, spanish_datetime
-from caja.web.emails import PAYMENT_RECEIPT, TEMPLATES, EmailTemplates
+from caja.domain.mail import (
+    OutgoingEmail,
+    TemplatedEmail,
+    compose_message,
+    email_from_payload,
+    parse_message,
+    spanish_datetime,
+)
+from caja.web.emails import PAYMENT_RECEIPT, TEMPLATES, TEST_MESSAGE, EmailTemplates, templated
 
 
 def test_spanish_dates_are_central_mexico_time() -> None:
@@ -29,6 +36,31 @@ def test_outgoing_email_checks_recipients_and_subject() -> None:
         )
     email = OutgoingEmail(to=("a@example.com",), subject="Hola", text="t", html="<p>h</p>", template="x")
     assert OutgoingEmail.from_payload(email.as_payload()) == email
+
+
+def test_an_email_job_carries_a_template_and_its_values_or_an_older_rendered_message() -> None:
+    email = templated(TEST_MESSAGE, ["a@example.com"], {"merchant_name": "Tienda", "sent_at": 1_795_000_000})
+    payload = email.as_payload()
+    assert payload == {
+        "to": ["a@example.com"],
+        "template": "prueba",
+        "context": {"merchant_name": "Tienda", "sent_at": 1_795_000_000},
+    }
+    assert email_from_payload(payload) == email
+    rendered = EmailTemplates().render_email(email)
+    assert rendered.to == ("a@example.com",) and rendered.template == "prueba"
+    assert "Tienda" in rendered.subject
+    assert EmailTemplates().render_email(email) == rendered  # every attempt sends the same message
+    older = OutgoingEmail(to=("a@example.com",), subject="Hola", text="t", html="", template="x")
+    assert email_from_payload(older.as_payload()) == older
+    with pytest.raises(ValueError, match="no e-mail template"):
+        templated("no_existe", ["a@example.com"], {})
+    with pytest.raises(ValueError):
+        templated(TEST_MESSAGE, ["no es correo"], {})
+    with pytest.raises(ValueError):
+        TemplatedEmail(to=(), template="prueba", context={})
+    with pytest.raises(ValueError, match="values"):
+        email_from_payload({"to": ["a@example.com"], "template": "prueba", "context": None})
 
 
 def test_message_round_trip() -> None:

@@ -13,8 +13,10 @@ import contextlib
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parseaddr
+from typing import Any
 
 import aiosmtplib
 import structlog
@@ -23,7 +25,13 @@ from caja.config import MailSettings, SmtpSecurity
 from caja.delivery.dispatcher import AttemptOutcome, JobContext
 from caja.domain.clock import Clock
 from caja.domain.jobs import Job
-from caja.domain.mail import ComposedMessage, OutgoingEmail, compose_message
+from caja.domain.mail import (
+    ComposedMessage,
+    OutgoingEmail,
+    TemplatedEmail,
+    compose_message,
+    email_from_payload,
+)
 
 log = structlog.get_logger("caja.mail")
 
@@ -194,18 +202,28 @@ class Mailer:
         return reply
 
 
-class EmailDelivery:
-    """The ``email`` job handler: build the message from the job's payload and send it."""
+Render = Callable[[TemplatedEmail], OutgoingEmail]
 
-    def __init__(self, mailer: Mailer, clock: Clock) -> None:
+
+class EmailDelivery:
+    """The ``email`` job handler: render the message the job names and send it."""
+
+    def __init__(self, mailer: Mailer, clock: Clock, render: Render) -> None:
         self._mailer = mailer
         self._clock = clock
+        self._render = render
+
+    def _message(self, payload: dict[str, Any]) -> OutgoingEmail:
+        email = email_from_payload(payload)
+        return email if isinstance(email, OutgoingEmail) else self._render(email)
 
     async def __call__(self, job: Job, context: JobContext) -> AttemptOutcome:
         try:
-            email = OutgoingEmail.from_payload(job.payload)
-        except ValueError as exc:
-            return AttemptOutcome(ok=False, permanent=True, error=f"an e-mail job that cannot be sent: {exc}")
+            email = self._message(job.payload)
+        except Exception as exc:
+            # A payload or template that cannot make a message never will: retrying cannot help.
+            reason = f"an e-mail job that cannot be sent: {type(exc).__name__}: {exc}"
+            return AttemptOutcome(ok=False, permanent=True, error=reason[:500])
         message = compose_message(email, sender=self._mailer.sender, job_id=job.id, sent_at=self._clock.now())
         started_ms = self._clock.now_ms()
         started = time.monotonic()

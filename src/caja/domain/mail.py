@@ -1,9 +1,13 @@
 """E-mail as Caja sends and catches it: the outbox payload, parsing a caught message, Spanish dates.
 
-Pure rules, no I/O. An e-mail is rendered when it is enqueued (in the caller's transaction), so
-its job's payload holds exactly what will be sent: recipients, subject, a text and an HTML part,
-and the template it came from. The mailer adds ``X-Caja-Job`` (the job id) to every message and
-derives its ``Message-ID`` from it, so a retried send is recognisably the same message.
+Pure rules, no I/O. An ``email`` job's payload names a template, the recipients and the values
+to fill it with (``TemplatedEmail``); the message is rendered when it is sent, by the job's
+handler, outside the transaction that enqueued it: rendering and the rendered parts (a few
+kilobytes) would otherwise weigh on the payment that enqueues the receipt. The values are fixed
+at enqueue time, so every attempt renders the same message. Payloads written before that hold the
+rendered message itself (``OutgoingEmail``) and are still sent as they are. The mailer adds
+``X-Caja-Job`` (the job id) to every message and derives its ``Message-ID`` from it, so a retried
+send is recognisably the same message.
 """
 
 from __future__ import annotations
@@ -63,9 +67,50 @@ def spanish_datetime(epoch: int, tz: tzinfo = MEXICO_CITY) -> str:
     return f"{when.day} de {_MONTHS[when.month - 1]} de {when.year}, {when:%H:%M} (hora del centro de México)"
 
 
+def _check_recipients(to: tuple[str, ...]) -> None:
+    if not to:
+        raise ValueError("an e-mail needs at least one recipient")
+    if len(to) > MAX_RECIPIENTS:
+        raise ValueError(f"at most {MAX_RECIPIENTS} recipients")
+    for address in to:
+        normalise_email(address)
+
+
+def _recipients(payload: dict[str, Any]) -> tuple[str, ...]:
+    to = payload.get("to")
+    return (to,) if isinstance(to, str) else tuple(str(a) for a in to or ())
+
+
+@dataclass(frozen=True, slots=True)
+class TemplatedEmail:
+    """A message to render when it is sent: what an ``email`` job carries.
+
+    ``context`` holds JSON values only (it is stored in the job's payload).
+    """
+
+    to: tuple[str, ...]
+    template: str
+    context: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        _check_recipients(self.to)
+        if not self.template:
+            raise ValueError("an e-mail needs a template")
+
+    def as_payload(self) -> dict[str, Any]:
+        return {"to": list(self.to), "template": self.template, "context": self.context}
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> TemplatedEmail:
+        context = payload.get("context")
+        if not isinstance(context, dict):
+            raise ValueError("the template's values are missing")
+        return cls(to=_recipients(payload), template=str(payload.get("template", "")), context=context)
+
+
 @dataclass(frozen=True, slots=True)
 class OutgoingEmail:
-    """One rendered message, as an ``email`` job carries it."""
+    """One rendered message: what is sent (and what ``email`` jobs enqueued by earlier versions carry)."""
 
     to: tuple[str, ...]
     subject: str
@@ -74,12 +119,7 @@ class OutgoingEmail:
     template: str
 
     def __post_init__(self) -> None:
-        if not self.to:
-            raise ValueError("an e-mail needs at least one recipient")
-        if len(self.to) > MAX_RECIPIENTS:
-            raise ValueError(f"at most {MAX_RECIPIENTS} recipients")
-        for address in self.to:
-            normalise_email(address)
+        _check_recipients(self.to)
         if "\n" in self.subject or "\r" in self.subject:
             raise ValueError("a subject is one line")
 
@@ -94,15 +134,21 @@ class OutgoingEmail:
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> OutgoingEmail:
-        to = payload.get("to")
-        recipients = (to,) if isinstance(to, str) else tuple(str(a) for a in to or ())
         return cls(
-            to=recipients,
+            to=_recipients(payload),
             subject=str(payload.get("subject", "")),
             text=str(payload.get("text", "")),
             html=str(payload.get("html", "")),
             template=str(payload.get("template", "")),
         )
+
+
+def email_from_payload(payload: dict[str, Any]) -> TemplatedEmail | OutgoingEmail:
+    """An ``email`` job's payload: a template to render, or (enqueued by an earlier version) a
+    rendered message. Raises ``ValueError`` when it is neither."""
+    if "context" in payload:
+        return TemplatedEmail.from_payload(payload)
+    return OutgoingEmail.from_payload(payload)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,10 @@
 """E-mail through the outbox, and the messages the sandbox's mail catcher received.
 
-Sending never happens inside a request: a service renders the message and enqueues an ``email``
-job in the caller's unit of work, in the same transaction as the state change it tells about
-(a paid charge and its receipt commit together or not at all). The dispatcher sends it with the
-``email`` handler (``caja.delivery.mail``), recording each attempt and retrying like any job.
+Sending never happens inside a request: a service enqueues an ``email`` job (a template, the
+recipients and the values to fill it with) in the caller's unit of work, in the same transaction
+as the state change it tells about (a paid charge and its receipt commit together or not at
+all). The dispatcher renders and sends it with the ``email`` handler (``caja.delivery.mail``),
+recording each attempt and retrying like any job.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from caja.domain import ids
 from caja.domain.clock import Clock
 from caja.domain.errors import ParameterValidationError, ResourceNotFoundError
 from caja.domain.jobs import JobKind
-from caja.domain.mail import CAUGHT_EMAIL_PREFIX, EMAIL_JOB_PREFIX, CaughtEmail, OutgoingEmail, parse_message
+from caja.domain.mail import CAUGHT_EMAIL_PREFIX, EMAIL_JOB_PREFIX, CaughtEmail, TemplatedEmail, parse_message
 from caja.domain.paging import Page, PageRequest
 from caja.domain.stores import STORE_NAMES
 from caja.domain.tenancy import Tenant
 from caja.store.caught_emails import to_caught_email
 from caja.store.jobs import NewJob
 from caja.store.uow import UnitOfWork, UnitOfWorkFactory
-from caja.web.emails import PAYMENT_RECEIPT, TEST_MESSAGE, WITHDRAWAL_REFERENCE, templates
+from caja.web.emails import PAYMENT_RECEIPT, TEST_MESSAGE, WITHDRAWAL_REFERENCE, templated
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,7 @@ class WithdrawalNotice:
     barcode_url: str | None = None
 
 
-async def enqueue(tx: UnitOfWork, tenant: Tenant, now_ms: int, email: OutgoingEmail) -> str:
+async def enqueue(tx: UnitOfWork, tenant: Tenant, now_ms: int, email: TemplatedEmail) -> str:
     """Add an ``email`` job to the caller's transaction; it is sent once that commits. Its id."""
     job = NewJob(
         id=ids.new_id(EMAIL_JOB_PREFIX),
@@ -72,7 +73,7 @@ async def enqueue(tx: UnitOfWork, tenant: Tenant, now_ms: int, email: OutgoingEm
 async def enqueue_payment_receipt(
     tx: UnitOfWork, tenant: Tenant, now_ms: int, receipt: PaymentReceipt
 ) -> str:
-    email = templates().render(
+    email = templated(
         PAYMENT_RECEIPT,
         [receipt.to],
         {
@@ -92,7 +93,7 @@ async def enqueue_payment_receipt(
 async def enqueue_withdrawal_reference(
     tx: UnitOfWork, tenant: Tenant, now_ms: int, notice: WithdrawalNotice
 ) -> str:
-    email = templates().render(
+    email = templated(
         WITHDRAWAL_REFERENCE,
         [notice.to],
         {
@@ -115,7 +116,7 @@ async def send_test(uow: UnitOfWorkFactory, clock: Clock, tenant: Tenant, to: st
         account = await tx.accounts.get(tenant.account_id)
         name = account.name if account is not None else "Caja"
         try:
-            email = templates().render(TEST_MESSAGE, [to], {"merchant_name": name, "sent_at": clock.now()})
+            email = templated(TEST_MESSAGE, [to], {"merchant_name": name, "sent_at": clock.now()})
         except ValueError as exc:
             raise ParameterValidationError.invalid("to", str(exc)) from None
         return await enqueue(tx, tenant, clock.now_ms(), email)

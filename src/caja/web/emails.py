@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import jinja2
 
-from caja.domain.mail import OutgoingEmail, spanish_datetime
+from caja.domain.mail import OutgoingEmail, TemplatedEmail, spanish_datetime
 from caja.domain.money import Centavos, format_mxn
 
 TEMPLATE_DIR: Final = Path(__file__).parent / "templates" / "email"
@@ -48,6 +48,10 @@ class EmailTemplates:
         self._env.filters["pesos"] = _pesos
         self._env.filters["fecha"] = _fecha
 
+    def render_email(self, email: TemplatedEmail) -> OutgoingEmail:
+        """The message an ``email`` job sends (rendered by its handler, when it is sent)."""
+        return self.render(email.template, email.to, email.context)
+
     def render(self, name: str, to: Sequence[str], context: Mapping[str, Any]) -> OutgoingEmail:
         if name not in TEMPLATES:
             raise ValueError(f"no e-mail template {name!r}")
@@ -60,6 +64,14 @@ class EmailTemplates:
 
 
 _DEFAULT: EmailTemplates | None = None
+
+
+def templated(name: str, to: Sequence[str], context: dict[str, Any]) -> TemplatedEmail:
+    """An e-mail to enqueue: checked now (the template exists, the addresses are valid), rendered
+    when it is sent. Raises ``ValueError``."""
+    if name not in TEMPLATES:
+        raise ValueError(f"no e-mail template {name!r}")
+    return TemplatedEmail(to=tuple(to), template=name, context=context)
 
 
 def templates() -> EmailTemplates:
