@@ -10,6 +10,7 @@ from caja.delivery.dispatcher import Dispatcher, HandlerRegistry
 from caja.delivery.keyring import SecretBox, load_secret_box
 from caja.delivery.mail import EmailDelivery, Mailer
 from caja.delivery.mail_catcher import MailCatcher
+from caja.delivery.priority import BackgroundLane, Foreground
 from caja.delivery.runtime import build_dispatcher, new_registry
 from caja.delivery.wakeups import PgWakeups
 from caja.domain.clock import Clock, SystemClock
@@ -46,6 +47,9 @@ class Container:
     _cash_desk: CashDesk | None = None
     # Sends the e-mail jobs; its kept-open SMTP connections close with the container.
     mailer: Mailer | None = None
+    # The requests in flight, when this process serves HTTP (set by caja.app.create_app): its
+    # dispatcher's background jobs (e-mail) then give way to them (caja.delivery.priority).
+    foreground: Foreground | None = None
 
     @property
     def base_url(self) -> str:
@@ -104,8 +108,11 @@ class Container:
             self.wakeups = PgWakeups(self.database.url)
             self.uow.add_commit_listener(self.wakeups.notify_soon)
         if delivery.dispatcher and self.dispatcher is None:
+            lane = None
+            if self.foreground is not None:
+                lane = BackgroundLane(self.foreground, delivery.background_max_wait)
             self.dispatcher = build_dispatcher(
-                self.uow, self.clock, self._secret_box, delivery, registry=self.handlers
+                self.uow, self.clock, self._secret_box, delivery, registry=self.handlers, lane=lane
             )
             await self.dispatcher.start()
             if self.wakeups is not None:
@@ -137,7 +144,9 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     clock = clock or SystemClock()
     handlers = new_registry(settings.delivery)
     mailer = Mailer(settings.mail)
-    handlers.register(JobKind.EMAIL.value, EmailDelivery(mailer, clock, templates().render_email))
+    handlers.register(
+        JobKind.EMAIL.value, EmailDelivery(mailer, clock, templates().render_email), background=True
+    )
     return Container(
         settings=settings,
         database=database,

@@ -36,6 +36,9 @@ class DeliverySettings:
     disable_after: float = DEFAULT_DISABLE_AFTER
     # The whole budget of a synchronous approval call (Conekta gives merchants two seconds).
     approval_timeout: float = 2.0
+    # In ``caja serve``, how long a background job (an e-mail) waits for a moment when no request
+    # is in flight before it runs anyway (caja.delivery.priority).
+    background_max_wait: float = 1.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> DeliverySettings:
@@ -57,6 +60,7 @@ class DeliverySettings:
             max_retry_after=number("CAJA_WEBHOOK_MAX_RETRY_AFTER", base.max_retry_after),
             disable_after=number("CAJA_WEBHOOK_DISABLE_AFTER", base.disable_after),
             approval_timeout=number("CAJA_APPROVAL_TIMEOUT", base.approval_timeout),
+            background_max_wait=number("CAJA_BACKGROUND_MAX_WAIT", base.background_max_wait),
         )
 
 

@@ -10,11 +10,16 @@ from email.utils import format_datetime
 
 import sqlalchemy as sa
 
-from caja.domain.jobs import JobStatus
+from caja.delivery.dispatcher import AttemptOutcome, JobContext
+from caja.delivery.priority import BackgroundLane, Foreground
+from caja.delivery.runtime import build_dispatcher, new_registry
+from caja.domain import ids
+from caja.domain.jobs import JOB_ID_PREFIX, Job, JobStatus
 from caja.domain.tenancy import Tenant
 from caja.domain.webhooks import WebhookStatus
+from caja.store.jobs import NewJob
 from caja.store.tables import events
-from tests.delivery.conftest import World
+from tests.delivery.conftest import FAST, World
 from tests.delivery.verify import verify_both
 from tests.tools.receiver import Received, Receiver, Reply, always
 
@@ -444,3 +449,47 @@ async def test_a_failing_endpoint_hands_back_the_jobs_held_beyond_the_ordinary_d
     # Nothing lost: every job is pending again (handed back, or waiting for its retry), or failed
     # once its schedule was spent; none is left running.
     assert all(s is not None and s.status in (JobStatus.PENDING, JobStatus.FAILED) for s in states)
+
+
+async def test_background_jobs_wait_for_a_moment_with_no_request_in_flight(
+    world: World, receiver: Receiver
+) -> None:
+    """A background kind (e-mail, in caja serve) starts only once the requests in flight are over;
+    a webhook's delivery meanwhile does not wait."""
+    started: list[tuple[str, float]] = []
+
+    async def background(job: Job, context: JobContext) -> AttemptOutcome:
+        started.append((job.id, time.monotonic()))
+        return AttemptOutcome(ok=True)
+
+    registry = new_registry(FAST)
+    registry.register("email", background, background=True)
+    foreground = Foreground()
+    lane = BackgroundLane(foreground, max_wait=30)
+    dispatcher = build_dispatcher(world.uow, world.clock, world.box, FAST, registry=registry, lane=lane)
+    hook = await world.webhook(receiver.url("/now"))
+    now_ms = world.clock.now_ms()
+    mail = NewJob(
+        id=ids.new_id(JOB_ID_PREFIX),
+        kind="email",
+        account_id=world.tenant.account_id,
+        livemode=False,
+        payload={},
+        run_at=now_ms,
+        created_at=now_ms,
+    )
+    await dispatcher.start()
+    try:
+        foreground.enter()  # a request in flight
+        await world.enqueue(mail, world.job(hook))
+        await receiver.wait_for(lambda: len(receiver.to("/now")) == 1, what="the webhook's delivery")
+        await asyncio.sleep(0.3)
+        assert started == []
+        ended = time.monotonic()
+        foreground.leave()
+        await wait_job(world, mail.id, JobStatus.SUCCEEDED)
+    finally:
+        await dispatcher.stop()
+    [(job_id, at)] = started
+    assert job_id == mail.id and at >= ended
+    assert (lane.waited, lane.overdue) == (1, 0)

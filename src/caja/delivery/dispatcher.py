@@ -29,6 +29,7 @@ from typing import Protocol
 
 import structlog
 
+from caja.delivery.priority import BackgroundLane
 from caja.domain.clock import Clock
 from caja.domain.jobs import (
     RESPONSE_BODY_LIMIT,
@@ -93,17 +94,27 @@ class JobHandler(Protocol):
     async def __call__(self, job: Job, context: JobContext) -> AttemptOutcome: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Registered:
+    handler: JobHandler
+    policy: RetryPolicy
+    # Gives way to the requests the process is answering (``caja.delivery.priority``).
+    background: bool = False
+
+
 @dataclass
 class HandlerRegistry:
     """Handlers by job kind, each with its retry policy (the webhook policy by default)."""
 
     default_policy: RetryPolicy = field(default_factory=RetryPolicy)
-    _handlers: dict[str, tuple[JobHandler, RetryPolicy]] = field(default_factory=dict)
+    _handlers: dict[str, Registered] = field(default_factory=dict)
 
-    def register(self, kind: str, handler: JobHandler, policy: RetryPolicy | None = None) -> None:
-        self._handlers[kind] = (handler, policy or self.default_policy)
+    def register(
+        self, kind: str, handler: JobHandler, policy: RetryPolicy | None = None, *, background: bool = False
+    ) -> None:
+        self._handlers[kind] = Registered(handler, policy or self.default_policy, background)
 
-    def get(self, kind: str) -> tuple[JobHandler, RetryPolicy] | None:
+    def get(self, kind: str) -> Registered | None:
         return self._handlers.get(kind)
 
     @property
@@ -137,8 +148,11 @@ class Dispatcher:
         *,
         worker_id: str | None = None,
         on_stop: Callable[[], Awaitable[None]] | None = None,
+        lane: BackgroundLane | None = None,
     ) -> None:
         self._uow = uow
+        # Where background jobs wait their turn; None: they run like any other.
+        self._lane = lane
         self._clock = clock
         self._registry = registry
         self._config = config
@@ -446,11 +460,15 @@ class Dispatcher:
             )
             policy = self._registry.default_policy
         else:
-            handler, policy = entry
+            handler, policy = entry.handler, entry.policy
+            turn = self._lane.turn() if entry.background and self._lane else contextlib.nullcontext()
             started = self._clock.now_ms()
             try:
-                async with asyncio.timeout(self._config.handler_deadline):
-                    outcome = await handler(job, context)
+                async with turn:
+                    # The attempt (and what the endpoint's speed is judged on) begins with its turn.
+                    began, started = time.monotonic(), self._clock.now_ms()
+                    async with asyncio.timeout(self._config.handler_deadline):
+                        outcome = await handler(job, context)
             except TimeoutError:
                 outcome = AttemptOutcome(
                     ok=False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from caja.config import DeliverySettings
 from caja.delivery import http
 from caja.delivery.dispatcher import Dispatcher, DispatcherConfig, HandlerRegistry
+from caja.delivery.priority import BackgroundLane
 from caja.delivery.webhook_delivery import Opener, Signer, WebhookDelivery
 from caja.domain.clock import Clock
 from caja.domain.jobs import JobKind, RetryPolicy
@@ -31,6 +32,7 @@ def build_dispatcher(
     *,
     registry: HandlerRegistry | None = None,
     worker_id: str | None = None,
+    lane: BackgroundLane | None = None,
 ) -> Dispatcher:
     """A dispatcher with the ``webhook`` handler registered (other kinds: add them to ``registry``)."""
     registry = registry or new_registry(settings)
@@ -54,4 +56,4 @@ def build_dispatcher(
         lease=settings.lease,
         handler_deadline=settings.webhook_timeout + 30.0,
     )
-    return Dispatcher(uow, clock, registry, config, worker_id=worker_id, on_stop=client.close)
+    return Dispatcher(uow, clock, registry, config, worker_id=worker_id, on_stop=client.close, lane=lane)
