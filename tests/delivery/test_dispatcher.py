@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -493,3 +494,50 @@ async def test_background_jobs_wait_for_a_moment_with_no_request_in_flight(
     [(job_id, at)] = started
     assert job_id == mail.id and at >= ended
     assert (lane.waited, lane.overdue) == (1, 0)
+
+
+async def test_a_commit_of_background_jobs_alone_waits_for_the_next_claim(
+    world: World, receiver: Receiver
+) -> None:
+    """Receipts committed one per payment are claimed together: by the next poll, or by the next
+    claim that other work wakes the dispatcher for."""
+    started: list[str] = []
+
+    async def background(job: Job, context: JobContext) -> AttemptOutcome:
+        started.append(job.id)
+        return AttemptOutcome(ok=True)
+
+    settings = replace(FAST, poll_interval=30.0)
+    registry = new_registry(settings)
+    registry.register("email", background, background=True)
+    dispatcher = build_dispatcher(world.uow, world.clock, world.box, settings, registry=registry)
+    hook = await world.webhook(receiver.url("/wakes"))
+    now_ms = world.clock.now_ms()
+    mails = [
+        NewJob(
+            id=ids.new_id(JOB_ID_PREFIX),
+            kind="email",
+            account_id=world.tenant.account_id,
+            livemode=False,
+            payload={},
+            run_at=now_ms,
+            created_at=now_ms,
+        )
+        for _ in range(3)
+    ]
+    await dispatcher.start()
+    try:
+        await asyncio.sleep(0.2)  # the first poll, at start, found nothing
+        for mail in mails:
+            await world.enqueue(mail)
+        await asyncio.sleep(0.5)
+        assert started == []
+        claims = dispatcher.claimed
+        await world.enqueue(world.job(hook))  # a webhook's delivery wakes it at once
+        await receiver.wait_for(lambda: len(receiver.to("/wakes")) == 1, what="the webhook's delivery")
+        for mail in mails:
+            await wait_job(world, mail.id, JobStatus.SUCCEEDED, within=5.0)
+    finally:
+        await dispatcher.stop()
+    assert sorted(started) == sorted(m.id for m in mails)
+    assert dispatcher.claimed - claims == 4

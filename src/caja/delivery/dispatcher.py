@@ -118,6 +118,10 @@ class HandlerRegistry:
         return self._handlers.get(kind)
 
     @property
+    def background_kinds(self) -> frozenset[str]:
+        return frozenset(kind for kind, entry in self._handlers.items() if entry.background)
+
+    @property
     def kinds(self) -> list[str]:
         return sorted(self._handlers)
 
@@ -183,6 +187,7 @@ class Dispatcher:
         self._recorder_task: asyncio.Task[None] | None = None
         self._recorder_closing = False
         self._is_sqlite = uow.database.is_sqlite
+        self._background: frozenset[str] = frozenset()
         self.claimed = 0
         self.finished = 0
 
@@ -193,7 +198,8 @@ class Dispatcher:
             return
         self._stopping = False
         self._recorder_closing = False
-        self._uow.add_commit_listener(self.wake)
+        self._background = self._registry.background_kinds
+        self._uow.add_commit_listener(self._committed)
         self._recorder_task = asyncio.create_task(self._recorder(), name=f"recorder {self.worker_id}")
         self._loop_task = asyncio.create_task(self._loop(), name=f"dispatcher {self.worker_id}")
         log.info("dispatcher started", worker=self.worker_id, kinds=self._registry.kinds)
@@ -202,12 +208,18 @@ class Dispatcher:
         """Look for due jobs now rather than at the next poll (called after commits)."""
         self._wake.set()
 
+    def _committed(self, kinds: frozenset[str]) -> None:
+        # Background jobs alone (a payment's receipt) wait for the next poll: one claim then
+        # takes all those committed meanwhile, instead of one claim per payment.
+        if not kinds or not kinds <= self._background:
+            self._wake.set()
+
     async def stop(self) -> None:
         """Stop claiming; let running jobs finish for ``grace`` seconds, then release the rest."""
         if self._loop_task is None:
             return
         self._stopping = True
-        self._uow.remove_commit_listener(self.wake)
+        self._uow.remove_commit_listener(self._committed)
         self._wake.set()
         loop_task, self._loop_task = self._loop_task, None
         await loop_task

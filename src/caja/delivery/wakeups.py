@@ -40,8 +40,8 @@ class PgWakeups:
 
     # -- sending ---------------------------------------------------------------------------------
 
-    def notify_soon(self) -> None:
-        """A commit listener: tell other processes' dispatchers that jobs were committed."""
+    def notify_soon(self, kinds: frozenset[str] = frozenset()) -> None:
+        """A commit listener: tell other processes' dispatchers that jobs (of any kind) were committed."""
         if self._closed:
             return
         if self._sending is not None and not self._sending.done():

@@ -185,6 +185,7 @@ class JobRepository:
     def __init__(self, conn: Conn) -> None:
         self._conn = conn
         self.enqueued = 0
+        self.enqueued_kinds: set[str] = set()
 
     @property
     def _postgres(self) -> bool:
@@ -194,6 +195,7 @@ class JobRepository:
         """Add jobs; once the unit commits, dispatchers are woken to run the due ones."""
         await self._insert(new_jobs)
         self.enqueued += len(new_jobs)
+        self.enqueued_kinds.update(job.kind for job in new_jobs)
 
     async def log_finished(self, *finished: NewJob) -> None:
         """Add jobs that already ran (approval calls): kept for the record, nothing to wake for."""

@@ -25,6 +25,9 @@ from caja.store.sequences import SequenceRepository
 from caja.store.webhook_keys import WebhookKeyRepository
 from caja.store.webhooks import WebhookRepository
 
+# Told, once a write unit that enqueued jobs has committed, the kinds of the jobs it enqueued.
+CommitListener = Callable[[frozenset[str]], None]
+
 
 class UnitOfWork:
     """``async with uow_factory(write=True) as uow:`` opens one transaction and commits it on exit.
@@ -42,7 +45,7 @@ class UnitOfWork:
         single_statement: bool = False,
         snapshot: bool = True,
         durable: bool = True,
-        on_commit: tuple[Callable[[], None], ...] = (),
+        on_commit: tuple[CommitListener, ...] = (),
         on_webhooks_changed: tuple[Callable[[], None], ...] = (),
     ) -> None:
         self._database = database
@@ -148,10 +151,10 @@ class UnitOfWork:
                 raise
         result = await unit.__aexit__(exc_type, exc, tb)
         if exc_type is None and self._write:
-            enqueued = "jobs" in self.__dict__ and self.jobs.enqueued
-            if self.notify or enqueued:
-                for callback in self._on_commit:
-                    callback()
+            kinds = frozenset(self.jobs.enqueued_kinds) if "jobs" in self.__dict__ else frozenset()
+            if self.notify or kinds:
+                for listener in self._on_commit:
+                    listener(kinds)
             if "webhooks" in self.__dict__ and self.webhooks.changed:
                 for callback in self._on_webhooks_changed:
                     callback()
@@ -161,7 +164,7 @@ class UnitOfWork:
 class UnitOfWorkFactory:
     def __init__(self, database: Database) -> None:
         self.database = database
-        self._on_commit: tuple[Callable[[], None], ...] = ()
+        self._on_commit: tuple[CommitListener, ...] = ()
         self._on_webhooks_changed: tuple[Callable[[], None], ...] = ()
 
     def __call__(
@@ -189,15 +192,17 @@ class UnitOfWorkFactory:
             on_webhooks_changed=self._on_webhooks_changed,
         )
 
-    def add_commit_listener(self, callback: Callable[[], None]) -> None:
-        """Call ``callback()`` after each write unit that enqueued jobs commits (cheap, synchronous).
+    def add_commit_listener(self, callback: CommitListener) -> None:
+        """Call ``callback(kinds)`` after each write unit that enqueued jobs commits (cheap,
+        synchronous), with the kinds of the jobs it enqueued (none when the unit was made with
+        ``notify=True`` and enqueued nothing).
 
         The dispatcher listens, so jobs enqueued by this process start within milliseconds
         instead of at its next poll.
         """
         self._on_commit = (*self._on_commit, callback)
 
-    def remove_commit_listener(self, callback: Callable[[], None]) -> None:
+    def remove_commit_listener(self, callback: CommitListener) -> None:
         self._on_commit = tuple(c for c in self._on_commit if c is not callback)
 
     def add_webhooks_listener(self, callback: Callable[[], None]) -> None:
