@@ -452,6 +452,20 @@ async def test_a_failing_endpoint_hands_back_the_jobs_held_beyond_the_ordinary_d
     assert all(s is not None and s.status in (JobStatus.PENDING, JobStatus.FAILED) for s in states)
 
 
+def _email_job(world: World) -> NewJob:
+    """A job of the kind the tests below register as background, due now."""
+    now_ms = world.clock.now_ms()
+    return NewJob(
+        id=ids.new_id(JOB_ID_PREFIX),
+        kind="email",
+        account_id=world.tenant.account_id,
+        livemode=False,
+        payload={},
+        run_at=now_ms,
+        created_at=now_ms,
+    )
+
+
 async def test_background_jobs_wait_for_a_moment_with_no_request_in_flight(
     world: World, receiver: Receiver
 ) -> None:
@@ -469,16 +483,7 @@ async def test_background_jobs_wait_for_a_moment_with_no_request_in_flight(
     lane = BackgroundLane(foreground, max_wait=30)
     dispatcher = build_dispatcher(world.uow, world.clock, world.box, FAST, registry=registry, lane=lane)
     hook = await world.webhook(receiver.url("/now"))
-    now_ms = world.clock.now_ms()
-    mail = NewJob(
-        id=ids.new_id(JOB_ID_PREFIX),
-        kind="email",
-        account_id=world.tenant.account_id,
-        livemode=False,
-        payload={},
-        run_at=now_ms,
-        created_at=now_ms,
-    )
+    mail = _email_job(world)
     await dispatcher.start()
     try:
         foreground.enter()  # a request in flight
@@ -512,19 +517,7 @@ async def test_a_commit_of_background_jobs_alone_waits_for_the_next_claim(
     registry.register("email", background, background=True)
     dispatcher = build_dispatcher(world.uow, world.clock, world.box, settings, registry=registry)
     hook = await world.webhook(receiver.url("/wakes"))
-    now_ms = world.clock.now_ms()
-    mails = [
-        NewJob(
-            id=ids.new_id(JOB_ID_PREFIX),
-            kind="email",
-            account_id=world.tenant.account_id,
-            livemode=False,
-            payload={},
-            run_at=now_ms,
-            created_at=now_ms,
-        )
-        for _ in range(3)
-    ]
+    mails = [_email_job(world) for _ in range(3)]
     await dispatcher.start()
     try:
         await asyncio.sleep(0.2)  # the first poll, at start, found nothing

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import account, client_for, own  # noqa: F401 - shared fixtures
+from tests.cash.conftest import receiver  # noqa: F401 - shared fixture
 from tests.conftest import CAJA, Server, free_port, postgres_url, wait_ready
 from tests.tools import pg_database
 

@@ -12,6 +12,8 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -23,28 +25,26 @@ from tests.tools.receiver import Received, Receiver, Reply, always
 SLOW = 2.5  # seconds the merchant takes to answer the lookup
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    started = Receiver().start()
-    try:
-        yield started
-    finally:
-        started.stop()
+@dataclass
+class InFlight:
+    """A lookup held in flight by a slow merchant, and a client of the same account."""
+
+    client: httpx.Client
+    thread: threading.Thread
+    asked_at: float  # when the merchant received the lookup (time.monotonic())
+    answered: list[httpx.Response]
 
 
-def _lookup_calls(receiver: Receiver) -> list[Received]:
-    calls = receiver.to("/sync")
-    return [c for c in calls if json.loads(c.body).get("type") == "inbound_payment.lookup"]
-
-
-def _slow_request(server: Server, receiver: Receiver) -> tuple[httpx.Client, threading.Thread, list[float]]:
-    """A lookup that stays in flight for SLOW seconds; returns once the merchant has been asked."""
-    client = httpx.Client(
-        base_url=server.base_url, headers={"Authorization": f"Bearer {server.api_key}"}, timeout=15
-    )
+@contextmanager
+def request_in_flight(server: Server, receiver: Receiver) -> Iterator[InFlight]:
+    """A ``POST /payment_test`` lookup that stays in flight for SLOW seconds, from the moment the
+    merchant has been asked; the client is closed and the lookup awaited afterwards."""
+    headers = {"Authorization": f"Bearer {server.api_key}"}
+    client = httpx.Client(base_url=server.base_url, headers=headers, timeout=15)
+    path = f"/sync/{secrets.token_hex(4)}"
     answer = json.dumps({"payable": True, "min_amount": 100, "max_amount": 100_000}).encode()
-    receiver.on("/sync", always(Reply(body=answer, delay=SLOW)))
-    made = client.post("/webhooks", json={"url": receiver.url("/sync"), "synchronous": True})
+    receiver.on(path, always(Reply(body=answer, delay=SLOW)))
+    made = client.post("/webhooks", json={"url": receiver.url(path), "synchronous": True})
     assert made.status_code == 200, made.text
     customer = client.post(
         "/customers",
@@ -52,22 +52,28 @@ def _slow_request(server: Server, receiver: Receiver) -> tuple[httpx.Client, thr
     )
     assert customer.status_code == 200, customer.text
     reference = customer.json()["payment_sources"]["data"][0]["reference"]
-    ended: list[float] = []
-    answers: list[httpx.Response] = []
+    answered: list[httpx.Response] = []
 
     def look_up() -> None:
         body = {"event_type": "inbound_payment.lookup", "reference": reference}
-        with httpx.Client(base_url=server.base_url, timeout=15) as own:
-            response = own.post("/payment_test", json=body, headers=client.headers)
-        ended.append(time.monotonic())
-        answers.append(response)
+        with httpx.Client(base_url=server.base_url, headers=headers, timeout=15) as own:
+            answered.append(own.post("/payment_test", json=body))
+
+    def lookups() -> list[Received]:
+        # Creating the webhook also sends it a ping: the lookup is what holds the request.
+        calls = receiver.to(path)
+        return [c for c in calls if json.loads(c.body).get("type") == "inbound_payment.lookup"]
 
     thread = threading.Thread(target=look_up)
     thread.start()
-    # Creating the webhook also sends it a ping: wait for the lookup itself.
-    receiver.wait_for_sync(lambda: bool(_lookup_calls(receiver)) or bool(answers), what="the lookup call")
-    assert not answers, answers[0].text
-    return client, thread, ended
+    try:
+        receiver.wait_for_sync(lambda: bool(lookups()) or bool(answered), what="the lookup call")
+        assert not answered, answered[0].text
+        yield InFlight(client, thread, lookups()[0].at, answered)
+    finally:
+        thread.join(timeout=15)
+        client.close()
+    assert answered and answered[0].status_code == 200, answered
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -75,21 +81,16 @@ def test_an_email_waits_for_the_request_in_flight(
     backend: str, start_server: Callable[..., Server], receiver: Receiver
 ) -> None:
     server = start_server(backend, {"CAJA_BACKGROUND_MAX_WAIT": "30", "CAJA_APPROVAL_TIMEOUT": "10"})
-    client, thread, ended = _slow_request(server, receiver)
-    try:
+    with request_in_flight(server, receiver) as held:
         to = f"espera-{secrets.token_hex(4)}@example.com"
-        sent = client.post("/_caja/emails", json={"to": to})
+        sent = held.client.post("/_caja/emails", json={"to": to})
         assert sent.status_code == 200, sent.text
         time.sleep(1.0)  # an idle server sends it within milliseconds
-        assert thread.is_alive(), "the slow request ended too soon for this test to mean anything"
-        assert client.get("/_caja/emails", params={"search": to}).json()["data"] == []
-        wait_for_email(client, to)
+        assert held.thread.is_alive(), "the slow request ended too soon for this test to mean anything"
+        assert held.client.get("/_caja/emails", params={"search": to}).json()["data"] == []
+        wait_for_email(held.client, to)
         # Sent only after the merchant answered, which it did SLOW seconds after it was asked.
-        assert time.monotonic() - _lookup_calls(receiver)[0].at >= SLOW
-        thread.join(timeout=15)
-        assert ended
-    finally:
-        client.close()
+        assert time.monotonic() - held.asked_at >= SLOW
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -97,12 +98,9 @@ def test_an_email_waits_no_longer_than_its_maximum(
     backend: str, start_server: Callable[..., Server], receiver: Receiver
 ) -> None:
     server = start_server(backend, {"CAJA_BACKGROUND_MAX_WAIT": "0.2", "CAJA_APPROVAL_TIMEOUT": "10"})
-    client, thread, ended = _slow_request(server, receiver)
-    try:
+    with request_in_flight(server, receiver) as held:
         to = f"urgente-{secrets.token_hex(4)}@example.com"
-        assert client.post("/_caja/emails", json={"to": to}).status_code == 200
-        wait_for_email(client, to, timeout=SLOW)
-        assert thread.is_alive() and not ended  # caught while the slow request was still in flight
-        thread.join(timeout=15)
-    finally:
-        client.close()
+        assert held.client.post("/_caja/emails", json={"to": to}).status_code == 200
+        wait_for_email(held.client, to, timeout=SLOW)
+        # Caught while the slow request was still in flight.
+        assert held.thread.is_alive() and not held.answered
