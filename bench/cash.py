@@ -690,7 +690,8 @@ STACK_CATEGORIES: list[tuple[str, str]] = [
     ("e-mail: socket.getfqdn() per message (thread pool)", r"^getfqdn \(socket\.py"),
     ("e-mail: writing the MIME message (compose_message)", r"^(compose|build)_message \(caja/domain/mail"),
     ("e-mail: SMTP send (aiosmtplib, kept-open connections)", r"^Mailer\.send \(caja/delivery/mail"),
-    ("e-mail: rendering the receipt (in the payment's transaction)", r"^enqueue_payment_receipt \("),
+    # Since 9b4e83d the job holds the template's values: what remains is checking and inserting it.
+    ("e-mail: enqueuing the receipt (in the payment's transaction)", r"^enqueue_payment_receipt \("),
     ("e-mail: rendering the message (the e-mail job's handler)", r"^EmailTemplates\.render_email \("),
     ("approval call: RSA `Digest` signature of the body", r"^digest \(caja/delivery/signing"),
     ("SQLite WAL checkpoints and fsync (thread pool)", r"^SQLiteBackend\.(_checkpoint|_fsync)"),
