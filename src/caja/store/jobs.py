@@ -184,7 +184,7 @@ _HELD = {dialect: _held_statement(dialect) for dialect in ("postgresql", "sqlite
 class JobRepository:
     def __init__(self, conn: Conn) -> None:
         self._conn = conn
-        self.enqueued = 0
+        # What the unit of work tells its commit listeners (dispatchers) once it has committed.
         self.enqueued_kinds: set[str] = set()
 
     @property
@@ -194,7 +194,6 @@ class JobRepository:
     async def enqueue(self, *new_jobs: NewJob) -> None:
         """Add jobs; once the unit commits, dispatchers are woken to run the due ones."""
         await self._insert(new_jobs)
-        self.enqueued += len(new_jobs)
         self.enqueued_kinds.update(job.kind for job in new_jobs)
 
     async def log_finished(self, *finished: NewJob) -> None:
