@@ -386,6 +386,18 @@ class Watched:
     pg: suite.Running | None = None
 
 
+def context_switches(pid: int) -> int:
+    """Context switches of every thread of ``pid`` so far: each is a thread giving up or losing
+    the core, most of them a wait (for I/O, another thread, the next request) and its wake-up."""
+    total = 0
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        with contextlib.suppress(OSError):
+            for line in status.read_text().splitlines():
+                if "ctxt_switches:" in line:
+                    total += int(line.split(":")[1])
+    return total
+
+
 def cpu_sample(w: Watched) -> dict[str, Any]:
     times = suite._cpu_times()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -394,6 +406,7 @@ def cpu_sample(w: Watched) -> dict[str, Any]:
         "total": times["cpu"][1],
         "caja_core_total": times[f"cpu{CAJA_CORE}"][1],
         "caja": suite._process_cpu(w.caja),
+        "caja_switches": context_switches(w.caja),
         "endpoint": suite._process_cpu(w.endpoint),
         "sink": suite._process_cpu(w.sink),
         "peer": suite._process_cpu(w.peer),
@@ -415,6 +428,7 @@ def cpu_usage(before: dict[str, Any], after: dict[str, Any]) -> dict[str, float]
     return {
         "caja_s": round(d["caja"], 3),
         "caja_pct": pct(d["caja"], d["caja_core_total"]),
+        "caja_switches": d["caja_switches"],
         "endpoint_s": round(d["endpoint"], 3),
         "sink_s": round(d["sink"], 3),
         "peer_s": round(d["peer"], 3),
@@ -563,7 +577,9 @@ def _log_run(name: str, key: str, what: str, run: dict) -> None:
         f"{run['latency_ms']['p50']:7.2f} "
         f"p99 {run['latency_ms']['p99']:7.2f} ms  caja p50 {caja.get('p50', 0):6.2f} p99 "
         f"{caja.get('p99', 0):6.2f} ms"
-        f"  caja {run['cpu']['caja_pct']:.0f}%  other {run['cpu']['other_pct']:.0f}%  calls "
+        f"  caja {run['cpu']['caja_pct']:.0f}%"
+        f" {run['cpu']['caja_switches'] / max(run['good'], 1):.1f} sw/call"
+        f"  other {run['cpu']['other_pct']:.0f}%  calls "
         f"{run['merchant_calls']}"
         f"{flag}"
     )
