@@ -157,11 +157,14 @@ def helper(name: str, core: str, options: Options, smtp: bool = False) -> Iterat
             process.wait()
 
 
-def caja_serve(name: str, database_url: str, sink: Helper, options: Options) -> tuple[str, Any]:
+def caja_serve(
+    name: str, database_url: str, sink: Helper, options: Options, env: dict[str, str] | None = None
+) -> tuple[str, Any]:
     """``caja serve`` pinned to core 0, e-mail to the sink, no built-in mail catcher."""
     port = free_port()
     command = suite.caja_serve_command(port, database_url, "--no-mail-catcher")
     env = {
+        **(env or {}),
         "CAJA_SMTP_HOST": "127.0.0.1",
         "CAJA_SMTP_PORT": str(sink.smtp_port),
         "CAJA_SMTP_SECURITY": "none",
@@ -194,10 +197,10 @@ class NetworkCredentials:
         }
 
 
-def create_network(database_url: str) -> NetworkCredentials:
+def create_network(database_url: str, env: dict[str, str] | None = None) -> NetworkCredentials:
     command = [str(VENV_BIN / "caja"), "networks", "create", "--name", "Red de pruebas (bench)", "--test"]
     command += ["--json", "--database-url", database_url]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CAJA_")}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CAJA_")}, **(env or {})}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"caja networks create failed: {done.stderr}\n{done.stdout}")

@@ -694,6 +694,14 @@ def use_caja_ref(ref: str) -> str:
     on PYTHONPATH, for the servers, ``caja migrate`` and the seeding alike: another engineer's
     uncommitted edits then cannot change (or break) what is measured.
     """
+    commit, src = export_caja_src(ref)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)
+    sys.path.insert(0, src)
+    return commit
+
+
+def export_caja_src(ref: str) -> tuple[str, str]:
+    """A committed revision's ``src/``, exported once to bench/results/src/COMMIT: (commit, path)."""
     commit = git("rev-parse", "--verify", f"{ref}^{{commit}}")
     if not commit:
         raise SystemExit(f"--caja-ref {ref}: no such revision")
@@ -703,10 +711,7 @@ def use_caja_ref(ref: str) -> str:
         root.mkdir(parents=True)
         archive = subprocess.run(["git", "archive", commit, "src"], cwd=ROOT, capture_output=True, check=True)
         subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
-    src = str(root / "src")
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)
-    sys.path.insert(0, src)
-    return commit
+    return commit, str(root / "src")
 
 
 def seed_meta(rows: int, took: float) -> dict:
