@@ -2,7 +2,8 @@
 
 SQLite allows one writer at a time, and a durable commit costs an fsync. Writers therefore queue
 on one connection; every unit of work runs inside a SAVEPOINT of a shared transaction, and the
-transaction commits once the queue is empty (or the batch is full). A unit that fails rolls back
+transaction commits once a turn of the event loop brought no unit to join it (or the batch is
+full; see _end_when_gathered). A unit that fails rolls back
 to its savepoint and leaves the others in the batch untouched.
 
 Durability is Caja's job, not SQLite's: the database runs in WAL mode with ``synchronous=NORMAL``
