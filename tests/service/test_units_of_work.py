@@ -383,3 +383,26 @@ async def test_a_postgres_pool_that_stays_busy_answers_service_unavailable() -> 
             assert (await conn.scalar(sa.text("SELECT 1"))) == 1
     finally:
         await backend.dispose()
+
+
+async def test_sqlite_a_batch_opened_while_the_last_one_gathered_units_is_still_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that fills up while its ender waits a turn commits at once; a batch opened right
+    after it must still be ended, though its ender was already on its way for the full one."""
+    monkeypatch.setattr(sqlite_backend, "MAX_BATCH", 2)
+    database = Database(f"sqlite:///{tmp_path / 'gather.db'}")
+    await database.run_sync(lambda c: c.execute(sa.text("CREATE TABLE scratch (n INTEGER)")))
+
+    async def insert(n: int) -> None:
+        async with database.unit(write=True) as conn:
+            await conn.execute(sa.text("INSERT INTO scratch (n) VALUES (:n)"), {"n": n})
+
+    first = asyncio.ensure_future(insert(1))
+    await asyncio.sleep(0)  # the first unit runs and leaves its batch open, to be ended a turn later
+    # These two come during that turn: one fills the batch (it commits), the other opens the next.
+    others = [asyncio.ensure_future(insert(n)) for n in (2, 3)]
+    await asyncio.wait_for(asyncio.gather(first, *others), 10)
+    with sqlite3.connect(tmp_path / "gather.db") as raw:
+        assert {row[0] for row in raw.execute("SELECT n FROM scratch")} == {1, 2, 3}
+    await database.dispose()

@@ -262,8 +262,7 @@ class SQLiteBackend:
             batch.durable = batch.durable or durable
             # Savepoints straight on the driver: SQLAlchemy's nested-transaction bookkeeping
             # costs more than the SQL, and only this method ever opens one on this connection.
-            driver = conn.connection.driver_connection
-            assert driver is not None
+            driver = self._driver(conn)
             driver.execute("SAVEPOINT caja_unit")
             try:
                 yield LoopConnection(conn)
@@ -304,11 +303,15 @@ class SQLiteBackend:
         batch = self._batch
         for _ in range(GATHER_TURNS):
             if batch is None or self._batch is not batch:
-                return
+                # Filled up and ended meanwhile. A batch opened since had its last unit find
+                # this task on its way, so none other will end it: this one does.
+                break
             seen = batch.units
             await asyncio.sleep(0)
             if batch.units == seen:
                 break
+        if self._batch is None:
+            return
         await self._lock.acquire()
         if self._batch is not None:
             self._end_batch()
