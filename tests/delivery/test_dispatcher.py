@@ -8,6 +8,7 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -20,7 +21,7 @@ from caja.domain.tenancy import Tenant
 from caja.domain.webhooks import WebhookStatus
 from caja.store.jobs import NewJob
 from caja.store.tables import events
-from tests.delivery.conftest import FAST, World
+from tests.delivery.conftest import FAST, Hook, World
 from tests.delivery.verify import verify_both
 from tests.tools.receiver import Received, Receiver, Reply, always
 
@@ -36,6 +37,22 @@ async def wait_job(world: World, job_id: str, status: JobStatus, within: float =
         if time.monotonic() > deadline:
             raise AssertionError(f"job {job_id} is {job.status}, not {status}")
         await asyncio.sleep(0.02)
+
+
+async def run_one_job(
+    world: World, url: str, until: JobStatus, **dispatcher_changes: Any
+) -> tuple[Hook, NewJob]:
+    """A webhook at ``url`` and one job for it, run by a dispatcher of its own until ``until``."""
+    hook = await world.webhook(url)
+    job = world.job(hook)
+    dispatcher = world.dispatcher(**dispatcher_changes)
+    await dispatcher.start()
+    try:
+        await world.enqueue(job)
+        await wait_job(world, job.id, until)
+    finally:
+        await dispatcher.stop()
+    return hook, job
 
 
 async def test_delivers_a_signed_event_and_records_the_attempt(world: World, receiver: Receiver) -> None:
@@ -75,15 +92,7 @@ async def test_three_failures_then_success_makes_four_logged_attempts(
     world: World, receiver: Receiver
 ) -> None:
     receiver.on("/flaky", lambda r: Reply(500, b"boom") if r.nth <= 3 else Reply(200))
-    hook = await world.webhook(receiver.url("/flaky"))
-    job = world.job(hook)
-    dispatcher = world.dispatcher()
-    await dispatcher.start()
-    try:
-        await world.enqueue(job)
-        await wait_job(world, job.id, JobStatus.SUCCEEDED)
-    finally:
-        await dispatcher.stop()
+    hook, job = await run_one_job(world, receiver.url("/flaky"), JobStatus.SUCCEEDED)
 
     requests = receiver.to("/flaky")
     assert len(requests) == 4
@@ -109,15 +118,7 @@ async def test_retry_after_is_honoured(world: World, receiver: Receiver) -> None
         "/busy",
         lambda r: Reply(503, headers={"Retry-After": "1"}) if r.nth == 1 else Reply(200),
     )
-    hook = await world.webhook(receiver.url("/busy"))
-    job = world.job(hook)
-    dispatcher = world.dispatcher()
-    await dispatcher.start()
-    try:
-        await world.enqueue(job)
-        await wait_job(world, job.id, JobStatus.SUCCEEDED)
-    finally:
-        await dispatcher.stop()
+    await run_one_job(world, receiver.url("/busy"), JobStatus.SUCCEEDED)
     first, second = receiver.to("/busy")
     # The schedule alone would retry after 50 ms; the receiver asked for a second.
     assert second.at - first.at >= 0.95
@@ -125,15 +126,9 @@ async def test_retry_after_is_honoured(world: World, receiver: Receiver) -> None
 
 async def test_gives_up_when_the_schedule_is_spent(world: World, receiver: Receiver) -> None:
     receiver.on("/down", always(Reply(502)))
-    hook = await world.webhook(receiver.url("/down"))
-    job = world.job(hook)
-    dispatcher = world.dispatcher(retry_schedule=(0, 0.02, 0.02))
-    await dispatcher.start()
-    try:
-        await world.enqueue(job)
-        await wait_job(world, job.id, JobStatus.FAILED)
-    finally:
-        await dispatcher.stop()
+    hook, _ = await run_one_job(
+        world, receiver.url("/down"), JobStatus.FAILED, retry_schedule=(0, 0.02, 0.02)
+    )
     assert len(receiver.to("/down")) == 3
     row = await world.webhook_row(hook)
     assert row.status == WebhookStatus.INTERMITTENT_ERRORS and row.failing_since is not None
@@ -365,15 +360,7 @@ async def test_retry_after_as_an_http_date(world: World, receiver: Receiver) -> 
         return Reply(429, headers={"Retry-After": format_datetime(when, usegmt=True)})
 
     receiver.on("/date", busy_until_later)
-    hook = await world.webhook(receiver.url("/date"))
-    job = world.job(hook)
-    dispatcher = world.dispatcher()
-    await dispatcher.start()
-    try:
-        await world.enqueue(job)
-        await wait_job(world, job.id, JobStatus.SUCCEEDED)
-    finally:
-        await dispatcher.stop()
+    await run_one_job(world, receiver.url("/date"), JobStatus.SUCCEEDED)
     first, second = receiver.to("/date")
     # An HTTP date has whole seconds: "in two seconds" is at least one second away.
     assert second.at - first.at >= 0.95
@@ -381,15 +368,7 @@ async def test_retry_after_as_an_http_date(world: World, receiver: Receiver) -> 
 
 async def test_only_the_start_of_a_long_answer_is_kept(world: World, receiver: Receiver) -> None:
     receiver.on("/chatty", always(Reply(200, b"x" * 20_000)))
-    hook = await world.webhook(receiver.url("/chatty"))
-    job = world.job(hook)
-    dispatcher = world.dispatcher()
-    await dispatcher.start()
-    try:
-        await world.enqueue(job)
-        await wait_job(world, job.id, JobStatus.SUCCEEDED)
-    finally:
-        await dispatcher.stop()
+    _, job = await run_one_job(world, receiver.url("/chatty"), JobStatus.SUCCEEDED)
     async with world.uow() as tx:
         (attempt,) = await tx.jobs.attempts(job.id)
     assert attempt.response_body == "x" * 4096

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Self
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,13 @@ class CajaError(Exception):
     def __str__(self) -> str:
         return "; ".join(d.debug_message for d in self.details) or self.error_type
 
+    @classmethod
+    def with_detail(
+        cls, *, code: str, message_es: str, message_en: str, debug_message: str, param: str | None = None
+    ) -> Self:
+        """The error with a single detail."""
+        return cls([ErrorDetail(code, message_es, message_en, debug_message, param)])
+
 
 class AuthenticationError(CajaError):
     error_type = "authentication_error"
@@ -38,28 +46,20 @@ class AuthenticationError(CajaError):
 
     @classmethod
     def missing_key(cls) -> AuthenticationError:
-        return cls(
-            [
-                ErrorDetail(
-                    code="conekta.errors.authentication.missing_key",
-                    message_es="Acceso no autorizado.",
-                    message_en="Unauthorized access.",
-                    debug_message="Please include your access key in your request.",
-                )
-            ]
+        return cls.with_detail(
+            code="conekta.errors.authentication.missing_key",
+            message_es="Acceso no autorizado.",
+            message_en="Unauthorized access.",
+            debug_message="Please include your access key in your request.",
         )
 
     @classmethod
     def invalid_key(cls) -> AuthenticationError:
-        return cls(
-            [
-                ErrorDetail(
-                    code="conekta.errors.authentication.invalid_key",
-                    message_es="Acceso no autorizado.",
-                    message_en="Unauthorized access.",
-                    debug_message="The API key in your request is not valid.",
-                )
-            ]
+        return cls.with_detail(
+            code="conekta.errors.authentication.invalid_key",
+            message_es="Acceso no autorizado.",
+            message_en="Unauthorized access.",
+            debug_message="The API key in your request is not valid.",
         )
 
 
@@ -71,15 +71,11 @@ class ForbiddenError(CajaError):
 
     @classmethod
     def test_key_required(cls) -> ForbiddenError:
-        return cls(
-            [
-                ErrorDetail(
-                    code="conekta.errors.authentication.test_key_required",
-                    message_es="Esta herramienta solo está disponible con llaves de prueba.",
-                    message_en="This tool is only available with test keys.",
-                    debug_message="Sandbox and developer tools (/_caja/...) require a test private key.",
-                )
-            ]
+        return cls.with_detail(
+            code="conekta.errors.authentication.test_key_required",
+            message_es="Esta herramienta solo está disponible con llaves de prueba.",
+            message_en="This tool is only available with test keys.",
+            debug_message="Sandbox and developer tools (/_caja/...) require a test private key.",
         )
 
 
@@ -91,8 +87,12 @@ class ParameterValidationError(CajaError):
     def single(
         cls, param: str, reason: str, message_es: str, message_en: str, debug_message: str
     ) -> ParameterValidationError:
-        return cls(
-            [ErrorDetail(validation_code(param, reason), message_es, message_en, debug_message, param)]
+        return cls.with_detail(
+            code=validation_code(param, reason),
+            message_es=message_es,
+            message_en=message_en,
+            debug_message=debug_message,
+            param=param,
         )
 
     @classmethod
@@ -139,15 +139,11 @@ class MalformedRequestError(CajaError):
 
     @classmethod
     def bad_json(cls, why: str) -> MalformedRequestError:
-        return cls(
-            [
-                ErrorDetail(
-                    code="conekta.errors.parameter_validation.malformed_json",
-                    message_es="El cuerpo de la solicitud no es un JSON válido.",
-                    message_en="The request body is not valid JSON.",
-                    debug_message=f"Malformed JSON body: {why}",
-                )
-            ]
+        return cls.with_detail(
+            code="conekta.errors.parameter_validation.malformed_json",
+            message_es="El cuerpo de la solicitud no es un JSON válido.",
+            message_en="The request body is not valid JSON.",
+            debug_message=f"Malformed JSON body: {why}",
         )
 
 
@@ -157,19 +153,15 @@ class UnsupportedVersionError(CajaError):
 
     @classmethod
     def for_accept(cls, accept: str) -> UnsupportedVersionError:
-        return cls(
-            [
-                ErrorDetail(
-                    code="conekta.errors.parameter_validation.api_version.invalid",
-                    message_es="La versión del API solicitada no es válida.",
-                    message_en="The requested API version is not valid.",
-                    debug_message=(
-                        f"Unsupported Accept header {accept[:80]!r}: use "
-                        "application/vnd.conekta-v2.X.0+json with X from 0 to 3."
-                    ),
-                    param="Accept",
-                )
-            ]
+        return cls.with_detail(
+            code="conekta.errors.parameter_validation.api_version.invalid",
+            message_es="La versión del API solicitada no es válida.",
+            message_en="The requested API version is not valid.",
+            debug_message=(
+                f"Unsupported Accept header {accept[:80]!r}: use "
+                "application/vnd.conekta-v2.X.0+json with X from 0 to 3."
+            ),
+            param="Accept",
         )
 
 
@@ -179,29 +171,21 @@ class ResourceNotFoundError(CajaError):
 
     @classmethod
     def entity(cls, object_name: str, object_id: str) -> ResourceNotFoundError:
-        return cls(
-            [
-                ErrorDetail(
-                    code="conekta.errors.resource_not_found.entity",
-                    message_es="El recurso no ha sido encontrado.",
-                    message_en="The resource was not found.",
-                    debug_message=f'The object {object_name} "{object_id}" could not be found.',
-                    param="id",
-                )
-            ]
+        return cls.with_detail(
+            code="conekta.errors.resource_not_found.entity",
+            message_es="El recurso no ha sido encontrado.",
+            message_en="The resource was not found.",
+            debug_message=f'The object {object_name} "{object_id}" could not be found.',
+            param="id",
         )
 
     @classmethod
     def route(cls, path: str) -> ResourceNotFoundError:
-        return cls(
-            [
-                ErrorDetail(
-                    code="conekta.errors.resource_not_found.route",
-                    message_es="La ruta solicitada no existe.",
-                    message_en="The requested route does not exist.",
-                    debug_message=f"No route matches {path[:120]!r}.",
-                )
-            ]
+        return cls.with_detail(
+            code="conekta.errors.resource_not_found.route",
+            message_es="La ruta solicitada no existe.",
+            message_en="The requested route does not exist.",
+            debug_message=f"No route matches {path[:120]!r}.",
         )
 
 
@@ -211,15 +195,11 @@ class MethodNotAllowedError(CajaError):
 
     @classmethod
     def for_method(cls, method: str, path: str) -> MethodNotAllowedError:
-        return cls(
-            [
-                ErrorDetail(
-                    code="conekta.errors.request.method_not_allowed",
-                    message_es="El método HTTP no está permitido en esta ruta.",
-                    message_en="The HTTP method is not allowed on this route.",
-                    debug_message=f"{method} is not allowed on {path[:120]!r}.",
-                )
-            ]
+        return cls.with_detail(
+            code="conekta.errors.request.method_not_allowed",
+            message_es="El método HTTP no está permitido en esta ruta.",
+            message_en="The HTTP method is not allowed on this route.",
+            debug_message=f"{method} is not allowed on {path[:120]!r}.",
         )
 
 
@@ -248,15 +228,11 @@ class InternalError(CajaError):
 
     @classmethod
     def general(cls) -> InternalError:
-        return cls(
-            [
-                ErrorDetail(
-                    code="conekta.errors.api.system.general_failure",
-                    message_es="Ha ocurrido un error inesperado. Inténtalo de nuevo más tarde.",
-                    message_en="An unexpected error occurred. Please try again later.",
-                    debug_message="There was a runtime error and Caja engineers have been notified.",
-                )
-            ]
+        return cls.with_detail(
+            code="conekta.errors.api.system.general_failure",
+            message_es="Ha ocurrido un error inesperado. Inténtalo de nuevo más tarde.",
+            message_en="An unexpected error occurred. Please try again later.",
+            debug_message="There was a runtime error and Caja engineers have been notified.",
         )
 
 
@@ -268,16 +244,11 @@ class ServiceUnavailableError(CajaError):
 
     @classmethod
     def busy(cls) -> ServiceUnavailableError:
-        return cls(
-            [
-                ErrorDetail(
-                    code="caja.errors.api.system.busy",
-                    message_es="El servicio está saturado. Inténtalo de nuevo en unos segundos.",
-                    message_en="The service is overloaded. Please try again in a few seconds.",
-                    debug_message=(
-                        "No database connection became free in time; raise CAJA_DB_POOL_SIZE or "
-                        "add processes."
-                    ),
-                )
-            ]
+        return cls.with_detail(
+            code="caja.errors.api.system.busy",
+            message_es="El servicio está saturado. Inténtalo de nuevo en unos segundos.",
+            message_en="The service is overloaded. Please try again in a few seconds.",
+            debug_message=(
+                "No database connection became free in time; raise CAJA_DB_POOL_SIZE or add processes."
+            ),
         )

@@ -10,7 +10,7 @@ import enum
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from caja.domain.errors import ErrorDetail, ProcessingError
+from caja.domain.errors import ProcessingError
 
 CURRENCY = "MXN"
 
@@ -43,15 +43,11 @@ ORDER_TRANSITIONS: dict[OrderPaymentStatus, frozenset[OrderPaymentStatus]] = {
 class IllegalTransitionError(ProcessingError):
     @classmethod
     def of(cls, kind: str, object_id: str, before: str, after: str) -> IllegalTransitionError:
-        return cls(
-            [
-                ErrorDetail(
-                    code=f"conekta.errors.processing.{kind}.invalid_transition",
-                    message_es=f"No es posible cambiar el estado de {before} a {after}.",
-                    message_en=f"The status cannot change from {before} to {after}.",
-                    debug_message=f"The {kind} {object_id} is {before}; it cannot become {after}.",
-                )
-            ]
+        return cls.with_detail(
+            code=f"conekta.errors.processing.{kind}.invalid_transition",
+            message_es=f"No es posible cambiar el estado de {before} a {after}.",
+            message_en=f"The status cannot change from {before} to {after}.",
+            debug_message=f"The {kind} {object_id} is {before}; it cannot become {after}.",
         )
 
 

@@ -28,7 +28,6 @@ from caja.domain.clock import Clock
 from caja.domain.customers import Customer
 from caja.domain.errors import (
     ConflictError,
-    ErrorDetail,
     InternalError,
     ProcessingError,
     ResourceNotFoundError,
@@ -158,35 +157,27 @@ class _AnswerExists(Exception):
 class TransactionReusedError(ConflictError):
     @classmethod
     def of(cls, transaction_id: str) -> TransactionReusedError:
-        return cls(
-            [
-                ErrorDetail(
-                    code="caja.errors.network.transaction_id_reused",
-                    message_es="El identificador de transacción ya se usó con otra referencia o monto.",
-                    message_en="The transaction id was already used with another reference or amount.",
-                    debug_message=(
-                        f"Store transaction {transaction_id[:64]!r} was already answered for a different "
-                        "reference or amount; a retry must repeat the original request."
-                    ),
-                    param="transaction_id",
-                )
-            ]
+        return cls.with_detail(
+            code="caja.errors.network.transaction_id_reused",
+            message_es="El identificador de transacción ya se usó con otra referencia o monto.",
+            message_en="The transaction id was already used with another reference or amount.",
+            debug_message=(
+                f"Store transaction {transaction_id[:64]!r} was already answered for a different "
+                "reference or amount; a retry must repeat the original request."
+            ),
+            param="transaction_id",
         )
 
 
 class ReversalRefusedError(ProcessingError):
     @classmethod
     def window_closed(cls, auth_code: int, window: int) -> ReversalRefusedError:
-        return cls(
-            [
-                ErrorDetail(
-                    code="caja.errors.network.reversal_window_closed",
-                    message_es="El plazo para reversar este pago terminó.",
-                    message_en="The time to reverse this payment is over.",
-                    debug_message=f"Payment {auth_code} was made more than {window} s ago.",
-                    param="authorization_code",
-                )
-            ]
+        return cls.with_detail(
+            code="caja.errors.network.reversal_window_closed",
+            message_es="El plazo para reversar este pago terminó.",
+            message_en="The time to reverse this payment is over.",
+            debug_message=f"Payment {auth_code} was made more than {window} s ago.",
+            param="authorization_code",
         )
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from caja.delivery.keyring import SecretBox
 from caja.domain import ids
 from caja.domain.clock import Clock
-from caja.domain.errors import AuthenticationError, ErrorDetail, ForbiddenError, InternalError
+from caja.domain.errors import AuthenticationError, ForbiddenError, InternalError
 from caja.domain.networks import NETWORK_ID_PREFIX, Network, new_secret, verify
 from caja.domain.tenancy import Tenant
 from caja.store.uow import UnitOfWorkFactory
@@ -68,15 +68,11 @@ async def sandbox_for(uow: UnitOfWorkFactory, clock: Clock, box: SecretBox, tena
 
 
 def _unauthorized(why: str) -> AuthenticationError:
-    return AuthenticationError(
-        [
-            ErrorDetail(
-                code="caja.errors.network.authentication",
-                message_es="Acceso no autorizado.",
-                message_en="Unauthorized access.",
-                debug_message=f"Network request refused: {why}.",
-            )
-        ]
+    return AuthenticationError.with_detail(
+        code="caja.errors.network.authentication",
+        message_es="Acceso no autorizado.",
+        message_en="Unauthorized access.",
+        debug_message=f"Network request refused: {why}.",
     )
 
 

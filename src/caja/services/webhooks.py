@@ -8,7 +8,7 @@ from typing import Any
 from caja.delivery.keyring import SecretBox, new_signing_secret
 from caja.domain import ids
 from caja.domain.clock import Clock
-from caja.domain.errors import ErrorDetail, ParameterValidationError, ProcessingError, ResourceNotFoundError
+from caja.domain.errors import ParameterValidationError, ProcessingError, ResourceNotFoundError
 from caja.domain.events import new_event, new_ping_event
 from caja.domain.paging import Page, PageRequest
 from caja.domain.representations import webhook_json
@@ -28,35 +28,27 @@ from caja.store.webhooks import to_webhook
 
 
 def _not_receiving(webhook_id: str) -> ProcessingError:
-    return ProcessingError(
-        [
-            ErrorDetail(
-                code="conekta.errors.processing.webhook.not_receiving",
-                message_es="El webhook está inactivo o deshabilitado.",
-                message_en="The webhook is inactive or disabled.",
-                debug_message=(
-                    f'The webhook "{webhook_id}" is inactive or disabled and receives nothing: '
-                    'turn it back on with PUT {"active": true}, which also pings it.'
-                ),
-                param="id",
-            )
-        ]
+    return ProcessingError.with_detail(
+        code="conekta.errors.processing.webhook.not_receiving",
+        message_es="El webhook está inactivo o deshabilitado.",
+        message_en="The webhook is inactive or disabled.",
+        debug_message=(
+            f'The webhook "{webhook_id}" is inactive or disabled and receives nothing: '
+            'turn it back on with PUT {"active": true}, which also pings it.'
+        ),
+        param="id",
     )
 
 
 def _limit_reached() -> ProcessingError:
-    return ProcessingError(
-        [
-            ErrorDetail(
-                code="conekta.errors.processing.webhook.limit_exceeded",
-                message_es=f"Se permiten a lo más {MAX_WEBHOOKS_PER_TENANT} webhooks por modo.",
-                message_en=f"At most {MAX_WEBHOOKS_PER_TENANT} webhooks are allowed per mode.",
-                debug_message=(
-                    f"This account already has {MAX_WEBHOOKS_PER_TENANT} webhooks in this mode: "
-                    "delete one before creating another."
-                ),
-            )
-        ]
+    return ProcessingError.with_detail(
+        code="conekta.errors.processing.webhook.limit_exceeded",
+        message_es=f"Se permiten a lo más {MAX_WEBHOOKS_PER_TENANT} webhooks por modo.",
+        message_en=f"At most {MAX_WEBHOOKS_PER_TENANT} webhooks are allowed per mode.",
+        debug_message=(
+            f"This account already has {MAX_WEBHOOKS_PER_TENANT} webhooks in this mode: "
+            "delete one before creating another."
+        ),
     )
 
 
