@@ -12,6 +12,7 @@ from caja.delivery.mail import EmailDelivery, Mailer
 from caja.delivery.mail_catcher import MailCatcher
 from caja.delivery.priority import BackgroundLane, Foreground
 from caja.delivery.runtime import build_dispatcher, new_registry
+from caja.delivery.signing import SignatureWorkers, default_signing_threads
 from caja.delivery.wakeups import PgWakeups
 from caja.domain.clock import Clock, SystemClock
 from caja.domain.jobs import JobKind
@@ -40,6 +41,8 @@ class Container:
     dispatcher: Dispatcher | None = None
     wakeups: PgWakeups | None = None
     _approvals: ApprovalClient | None = None
+    # Computes the RSA signatures of approval calls and deliveries; set by start().
+    signing: SignatureWorkers | None = None
     # ``caja serve`` runs the sandbox's mail catcher (settings.mail.catcher); workers do not.
     run_mail_catcher: bool = False
     mail_catcher: MailCatcher | None = None
@@ -93,9 +96,12 @@ class Container:
             if await catcher.start():
                 self.mail_catcher = catcher
         delivery = self.settings.delivery
+        if self.signing is None:
+            threads = delivery.signing_threads
+            self.signing = SignatureWorkers(default_signing_threads() if threads is None else threads)
         if self._approvals is None:
             self._approvals = ApprovalClient(
-                self.uow, self.clock, self._secret_box, budget=delivery.approval_timeout
+                self.uow, self.clock, self._secret_box, budget=delivery.approval_timeout, signing=self.signing
             )
             self.uow.add_webhooks_listener(self._approvals.forget_targets)
         if self._cash_desk is None:
@@ -112,7 +118,13 @@ class Container:
             if self.foreground is not None:
                 lane = BackgroundLane(self.foreground, delivery.background_max_wait)
             self.dispatcher = build_dispatcher(
-                self.uow, self.clock, self._secret_box, delivery, registry=self.handlers, lane=lane
+                self.uow,
+                self.clock,
+                self._secret_box,
+                delivery,
+                registry=self.handlers,
+                lane=lane,
+                signing=self.signing,
             )
             await self.dispatcher.start()
             if self.wakeups is not None:
@@ -135,6 +147,9 @@ class Container:
         if self.mail_catcher is not None:
             await self.mail_catcher.stop()
             self.mail_catcher = None
+        if self.signing is not None:
+            self.signing.close()
+            self.signing = None
         await self.database.dispose()
 
 

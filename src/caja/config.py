@@ -39,6 +39,9 @@ class DeliverySettings:
     # In ``caja serve``, how long a background job (an e-mail) waits for a moment when no request
     # is in flight before it runs anyway (caja.delivery.priority).
     background_max_wait: float = 1.0
+    # Threads that compute RSA signatures beside the event loop; None: one per core the process
+    # may use beyond the loop's, up to four (caja.delivery.signing.default_signing_threads).
+    signing_threads: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> DeliverySettings:
@@ -61,7 +64,18 @@ class DeliverySettings:
             disable_after=number("CAJA_WEBHOOK_DISABLE_AFTER", base.disable_after),
             approval_timeout=number("CAJA_APPROVAL_TIMEOUT", base.approval_timeout),
             background_max_wait=number("CAJA_BACKGROUND_MAX_WAIT", base.background_max_wait),
+            signing_threads=signing_threads(environ.get("CAJA_SIGNING_THREADS", "auto")),
         )
+
+
+def signing_threads(value: str) -> int | None:
+    """``CAJA_SIGNING_THREADS``: ``auto`` (None) or a count, 0 to sign on the event loop."""
+    if value.strip().lower() == "auto":
+        return None
+    threads = int(value)
+    if threads < 0:
+        raise ValueError(f"CAJA_SIGNING_THREADS must be auto or a count >= 0, not {value!r}")
+    return threads
 
 
 def cash_settings_from_env(environ: Mapping[str, str]) -> CashSettings:

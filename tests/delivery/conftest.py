@@ -15,6 +15,7 @@ from caja.config import DeliverySettings
 from caja.delivery.dispatcher import Dispatcher
 from caja.delivery.keyring import SecretBox, generate_rsa_keypair, new_signing_secret
 from caja.delivery.runtime import build_dispatcher
+from caja.delivery.signing import SignatureWorkers
 from caja.domain import ids
 from caja.domain.clock import SystemClock
 from caja.domain.jobs import JOB_ID_PREFIX, JobKind
@@ -136,8 +137,10 @@ class World:
         async with self.uow(write=True) as tx:
             await tx.jobs.enqueue(*jobs)
 
-    def dispatcher(self, settings: DeliverySettings = FAST, **changes: Any) -> Dispatcher:
-        return build_dispatcher(self.uow, self.clock, self.box, replace(settings, **changes))
+    def dispatcher(
+        self, settings: DeliverySettings = FAST, *, signing: SignatureWorkers | None = None, **changes: Any
+    ) -> Dispatcher:
+        return build_dispatcher(self.uow, self.clock, self.box, replace(settings, **changes), signing=signing)
 
     async def webhook_row(self, hook: Hook) -> Any:
         return await self.database.run_sync(

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from caja.delivery.approvals import ApprovalClient
+from caja.delivery.signing import SignatureWorkers
 from caja.domain.approvals import (
     LOOKUP,
     PAYMENT_ATTEMPT,
@@ -41,11 +42,13 @@ INBOUND = {
 }
 
 
-@pytest.fixture
-async def approvals(world: World) -> ApprovalClient:
-    client = ApprovalClient(world.uow, world.clock, world.box, budget=2.0)
+@pytest.fixture(params=[0, 1], ids=["signed-on-the-loop", "signed-in-a-thread"])
+async def approvals(world: World, request: pytest.FixtureRequest) -> ApprovalClient:
+    signing = SignatureWorkers(request.param)
+    client = ApprovalClient(world.uow, world.clock, world.box, budget=2.0, signing=signing)
     yield client  # type: ignore[misc]
     await client.aclose()
+    signing.close()
 
 
 async def sync_hook(world: World, receiver: Receiver, path: str, reply: Reply) -> Hook:

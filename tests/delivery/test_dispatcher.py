@@ -10,11 +10,13 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from caja.delivery.dispatcher import AttemptOutcome, JobContext
 from caja.delivery.priority import BackgroundLane, Foreground
 from caja.delivery.runtime import build_dispatcher, new_registry
+from caja.delivery.signing import SignatureWorkers
 from caja.domain import ids
 from caja.domain.jobs import JOB_ID_PREFIX, Job, JobStatus
 from caja.domain.tenancy import Tenant
@@ -55,10 +57,14 @@ async def run_one_job(
     return hook, job
 
 
-async def test_delivers_a_signed_event_and_records_the_attempt(world: World, receiver: Receiver) -> None:
+@pytest.mark.parametrize("signing_threads", [0, 2], ids=["signed-on-the-loop", "signed-in-threads"])
+async def test_delivers_a_signed_event_and_records_the_attempt(
+    world: World, receiver: Receiver, signing_threads: int
+) -> None:
     hook = await world.webhook(receiver.url("/hook"))
     job = world.job(hook, name="Ana")
-    dispatcher = world.dispatcher()
+    signing = SignatureWorkers(signing_threads)
+    dispatcher = world.dispatcher(signing=signing)
     await dispatcher.start()
     try:
         await world.enqueue(job)
@@ -66,6 +72,7 @@ async def test_delivers_a_signed_event_and_records_the_attempt(world: World, rec
         await wait_job(world, job.id, JobStatus.SUCCEEDED)
     finally:
         await dispatcher.stop()
+        signing.close()
 
     (request,) = receiver.to("/hook")
     verify_both(request.body, request.headers, world.public_key, hook.secret)

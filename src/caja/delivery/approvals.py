@@ -19,6 +19,7 @@ import structlog
 
 from caja import timing
 from caja.delivery import http
+from caja.delivery.signing import SignatureWorkers
 from caja.delivery.webhook_delivery import Opener, ShortCache, Signer
 from caja.domain import ids
 from caja.domain.approvals import (
@@ -66,10 +67,11 @@ class ApprovalClient:
         *,
         budget: float = 2.0,
         client: http.Client | None = None,
+        signing: SignatureWorkers | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
-        self._signer = Signer(uow, opener)
+        self._signer = Signer(uow, opener, signing)
         # The tenant's synchronous webhooks, read at most once a second (CACHE_SECONDS) by this
         # process, and again at once after this process changes any webhook (forget_targets).
         self._targets = ShortCache()

@@ -6,6 +6,7 @@ from caja.config import DeliverySettings
 from caja.delivery import http
 from caja.delivery.dispatcher import Dispatcher, DispatcherConfig, HandlerRegistry
 from caja.delivery.priority import BackgroundLane
+from caja.delivery.signing import SignatureWorkers
 from caja.delivery.webhook_delivery import Opener, Signer, WebhookDelivery
 from caja.domain.clock import Clock
 from caja.domain.jobs import JobKind, RetryPolicy
@@ -33,11 +34,12 @@ def build_dispatcher(
     registry: HandlerRegistry | None = None,
     worker_id: str | None = None,
     lane: BackgroundLane | None = None,
+    signing: SignatureWorkers | None = None,
 ) -> Dispatcher:
     """A dispatcher with the ``webhook`` handler registered (other kinds: add them to ``registry``)."""
     registry = registry or new_registry(settings)
     client = http.new_client(max_connections=settings.concurrency + 8)
-    signer = Signer(uow, opener)
+    signer = Signer(uow, opener, signing)
     registry.register(
         JobKind.WEBHOOK.value,
         WebhookDelivery(

@@ -18,7 +18,7 @@ import orjson
 
 from caja.delivery import http
 from caja.delivery.dispatcher import AttemptOutcome, JobContext
-from caja.delivery.signing import SigningKey, load_private_key, signature_headers
+from caja.delivery.signing import SignatureWorkers, SigningKey, load_private_key
 from caja.domain.clock import Clock
 from caja.domain.events import new_event
 from caja.domain.jobs import Decision, Job, Verdict, after_failure, classify, parse_retry_after
@@ -80,9 +80,12 @@ class ShortCache:
 class Signer:
     """Everything needed to sign for a tenant and a webhook, read through a short cache."""
 
-    def __init__(self, uow: UnitOfWorkFactory, opener: Opener) -> None:
+    def __init__(
+        self, uow: UnitOfWorkFactory, opener: Opener, workers: SignatureWorkers | None = None
+    ) -> None:
         self._uow = uow
         self._opener = opener
+        self._workers = workers or SignatureWorkers()
         self._targets = ShortCache()
         self._keys = ShortCache()
         self._secrets: dict[str, str] = {}
@@ -122,7 +125,7 @@ class Signer:
     ) -> dict[str, str]:
         key = await self.key(Tenant(target.account_id, target.livemode))
         secret = self.secret(target)
-        return signature_headers(body, msg_id=msg_id, timestamp=timestamp, secret=secret, key=key)
+        return await self._workers.headers(body, msg_id=msg_id, timestamp=timestamp, secret=secret, key=key)
 
 
 class WebhookDelivery:
