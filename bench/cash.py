@@ -100,6 +100,9 @@ class Options:
     profile_rate: float | None = None
     # Lighter paced rounds (shares of the full-speed payment rate), once each: latency by load.
     curve_shares: tuple[float, ...] = (0.1, 0.25)
+    # Where ``caja serve`` runs: core 0 alone, or "0,1" to let it use the client's core too
+    # (its signing threads then sign beside the event loop; see ``CAJA_SIGNING_THREADS``).
+    caja_cores: str = CAJA_CORE
 
 
 def log(message: str) -> None:
@@ -160,7 +163,7 @@ def helper(name: str, core: str, options: Options, smtp: bool = False) -> Iterat
 def caja_serve(
     name: str, database_url: str, sink: Helper, options: Options, env: dict[str, str] | None = None
 ) -> tuple[str, Any]:
-    """``caja serve`` pinned to core 0, e-mail to the sink, no built-in mail catcher."""
+    """``caja serve`` pinned to ``options.caja_cores``, e-mail to the sink, no built-in mail catcher."""
     port = free_port()
     command = suite.caja_serve_command(port, database_url, "--no-mail-catcher")
     env = {
@@ -171,7 +174,9 @@ def caja_serve(
     }
     base = f"http://127.0.0.1:{port}"
     pg_database = None if database_url.startswith("sqlite") else suite.make_url(database_url).database
-    return base, suite.server(name, command, f"{base}/ready", {}, options.suite, 120, pg_database, env)
+    return base, suite.server(
+        name, command, f"{base}/ready", {}, options.suite, 120, pg_database, env, cores=options.caja_cores
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -399,6 +404,16 @@ def context_switches(pid: int) -> int:
                 if "ctxt_switches:" in line:
                     total += int(line.split(":")[1])
     return total
+
+
+def caja_placement(data: dict[str, Any]) -> str:
+    cores = data["settings"].get("caja_cores", CAJA_CORE)
+    if cores == CAJA_CORE:
+        return f"on core {cores}"
+    return (
+        f"free to use cores {cores} (the client's core included, where its signing threads sign beside "
+        f"its event loop; *Caja CPU* is then its CPU as a share of core {CAJA_CORE}'s time and can pass 100%)"
+    )
 
 
 def cpu_sample(w: Watched) -> dict[str, Any]:
@@ -1036,7 +1051,8 @@ def markdown(data: dict, source: Path) -> str:
         "the "
         'merchant\'s synchronous webhook on loopback answering `{"payable": true, "min_amount": 100, '
         '"max_amount": 900000}` at once. Pinning: `caja serve` (API and its dispatcher, which sends the '
-        "e-mails) on core 0; wrk, the approval endpoint and the SMTP sink on core 1; PostgreSQL unpinned. "
+        f"e-mails) {caja_placement(data)}; wrk, the approval endpoint and the SMTP sink on core 1; "
+        "PostgreSQL unpinned. "
         '**E-mail on**: every paid payment e-mails the payer ("Pago exitoso"), sent by Caja over SMTP to a '
         "sink "
         "that accepts and forgets it (`CAJA_SMTP_HOST`; the built-in mail catcher is off, so its parsing and "
@@ -1328,6 +1344,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--profile-backends", help="comma-separated backends to profile (default: the first of --backends)"
     )
+    parser.add_argument(
+        "--caja-cores",
+        default=CAJA_CORE,
+        help=f"taskset cores of `caja serve` ({CAJA_CORE}; 0,1: the client's core too, where its "
+        "signing threads then run)",
+    )
     parser.add_argument("--quick", action="store_true", help="one 5 s round")
     parser.add_argument(
         "--idle-wait", type=int, default=20, help="wait up to this long for an idle machine (20)"
@@ -1388,6 +1410,7 @@ def main(argv: list[str] | None = None) -> None:
         paced_rate=args.paced_rate,
         profile_rate=args.profile_rate,
         curve_shares=tuple(float(x) for x in args.curve_shares.split(",") if x.strip()),
+        caja_cores=args.caja_cores,
     )
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if set(backends) - {"sqlite", "postgresql"}:
@@ -1415,6 +1438,7 @@ def main(argv: list[str] | None = None) -> None:
             "wrk_threads": 1,
             "wrk_timeout_s": args.timeout,
             "caja_core": CAJA_CORE,
+            "caja_cores": options.caja_cores,
             "client_core": CLIENT_CORE,
             "idle_wait_s": args.idle_wait,
             "idle_threshold_pct": args.idle_threshold,

@@ -123,6 +123,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=6, help="rounds, each version once per round (6)")
     parser.add_argument("--duration", type=int, default=8, help="seconds of each paced run (8)")
     parser.add_argument("--customers", type=int, default=2000, help="customers seeded in each (2,000)")
+    parser.add_argument(
+        "--caja-cores", default=cash.CAJA_CORE, help="taskset cores of both `caja serve`s (0; or 0,1)"
+    )
     args = parser.parse_args(argv)
 
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -153,6 +156,7 @@ def main(argv: list[str] | None = None) -> None:
         profile_seconds=0,
         suite=suite_options,
         paced_rate=args.rate,
+        caja_cores=args.caja_cores,
     )
     refs = {"A": args.a, "B": args.b}
     results: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
@@ -184,7 +188,13 @@ def main(argv: list[str] | None = None) -> None:
     labels = {label: source_env(ref)[0] for label, ref in refs.items()}
     print(table(results, labels))
     out = cash.RESULTS / f"cash-ab-{stamp}.json"
-    data = {"refs": refs, "commits": labels, "rate": args.rate, "duration_s": args.duration}
+    data = {
+        "refs": refs,
+        "commits": labels,
+        "rate": args.rate,
+        "duration_s": args.duration,
+        "caja_cores": args.caja_cores,
+    }
     data["rounds"] = results
     out.write_text(json.dumps(data, indent=2) + "\n")
     cash.log(f"results: {out.relative_to(cash.ROOT)}")

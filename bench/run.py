@@ -115,14 +115,15 @@ def server(
     timeout: float,
     pg_database: str | None = None,
     env: dict[str, str] | None = None,
+    cores: str = SERVER_CORE,
 ) -> Iterator[Running]:
-    """Start ``command`` pinned to the server core, wait for ``ready_url`` to answer 200, stop it."""
+    """Start ``command`` pinned to ``cores``, wait for ``ready_url`` to answer 200, stop it."""
     log_path = options.log_dir / f"{name}.log"
     # Caja's settings come from the command line alone (and ``env``), not the caller's environment.
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("CAJA_")}, **(env or {})}
     with log_path.open("wb") as out:
         process = subprocess.Popen(
-            ["taskset", "-c", SERVER_CORE, *command], stdout=out, stderr=subprocess.STDOUT, env=env
+            ["taskset", "-c", cores, *command], stdout=out, stderr=subprocess.STDOUT, env=env
         )
     try:
         deadline = time.monotonic() + timeout
