@@ -103,6 +103,9 @@ class Options:
     # Where ``caja serve`` runs: core 0 alone, or "0,1" to let it use the client's core too
     # (its signing threads then sign beside the event loop; see ``CAJA_SIGNING_THREADS``).
     caja_cores: str = CAJA_CORE
+    # E-mail sent by a ``caja worker`` beside ``caja serve --no-dispatcher`` (on the same cores),
+    # as an operator would split them, instead of by the dispatcher inside ``caja serve``.
+    worker: bool = False
 
 
 def log(message: str) -> None:
@@ -160,18 +163,38 @@ def helper(name: str, core: str, options: Options, smtp: bool = False) -> Iterat
             process.wait()
 
 
+def mail_env(sink: Helper, env: dict[str, str] | None = None) -> dict[str, str]:
+    """Caja's settings that send its e-mail to the sink."""
+    return {
+        **(env or {}),
+        "CAJA_SMTP_HOST": "127.0.0.1",
+        "CAJA_SMTP_PORT": str(sink.smtp_port),
+        "CAJA_SMTP_SECURITY": "none",
+    }
+
+
+@contextlib.contextmanager
+def caja_worker(
+    name: str, database_url: str, sink: Helper, options: Options, env: dict[str, str] | None = None
+) -> Iterator[list[int]]:
+    """The ``caja worker`` that sends the e-mails when ``options.worker`` (its pid), else nothing."""
+    if not options.worker:
+        yield []
+        return
+    log_path = options.suite.log_dir / f"{name}-worker.log"
+    with suite.caja_workers(1, database_url, options.caja_cores, mail_env(sink, env), log_path) as processes:
+        yield [p.pid for p in processes]
+
+
 def caja_serve(
     name: str, database_url: str, sink: Helper, options: Options, env: dict[str, str] | None = None
 ) -> tuple[str, Any]:
     """``caja serve`` pinned to ``options.caja_cores``, e-mail to the sink, no built-in mail catcher."""
     port = free_port()
     command = suite.caja_serve_command(port, database_url, "--no-mail-catcher")
-    env = {
-        **(env or {}),
-        "CAJA_SMTP_HOST": "127.0.0.1",
-        "CAJA_SMTP_PORT": str(sink.smtp_port),
-        "CAJA_SMTP_SECURITY": "none",
-    }
+    if options.worker:
+        command.append("--no-dispatcher")
+    env = mail_env(sink, env)
     base = f"http://127.0.0.1:{port}"
     pg_database = None if database_url.startswith("sqlite") else suite.make_url(database_url).database
     return base, suite.server(
@@ -392,6 +415,8 @@ class Watched:
     sink: int
     peer: int
     pg: suite.Running | None = None
+    # ``caja worker`` processes sending Caja's e-mail, counted as Caja's CPU.
+    workers: tuple[int, ...] = ()
 
 
 def context_switches(pid: int) -> int:
@@ -408,12 +433,17 @@ def context_switches(pid: int) -> int:
 
 def caja_placement(data: dict[str, Any]) -> str:
     cores = data["settings"].get("caja_cores", CAJA_CORE)
-    if cores == CAJA_CORE:
-        return f"on core {cores}"
-    return (
-        f"free to use cores {cores} (the client's core included, where its signing threads sign beside "
+    where = (
+        f"on core {cores}"
+        if cores == CAJA_CORE
+        else f"free to use cores {cores} (the client's core included, where its signing threads sign beside "
         f"its event loop; *Caja CPU* is then its CPU as a share of core {CAJA_CORE}'s time and can pass 100%)"
     )
+    if data["settings"].get("worker"):
+        where += (
+            " (the e-mails sent by a `caja worker` beside `caja serve --no-dispatcher`, on the same cores)"
+        )
+    return where
 
 
 def cpu_sample(w: Watched) -> dict[str, Any]:
@@ -423,8 +453,8 @@ def cpu_sample(w: Watched) -> dict[str, Any]:
         "busy": times["cpu"][0],
         "total": times["cpu"][1],
         "caja_core_total": times[f"cpu{CAJA_CORE}"][1],
-        "caja": suite._process_cpu(w.caja),
-        "caja_switches": context_switches(w.caja),
+        "caja": sum(suite._process_cpu(pid) for pid in (w.caja, *w.workers)),
+        "caja_switches": sum(context_switches(pid) for pid in (w.caja, *w.workers)),
         "endpoint": suite._process_cpu(w.endpoint),
         "sink": suite._process_cpu(w.sink),
         "peer": suite._process_cpu(w.peer),
@@ -823,13 +853,16 @@ def run_backend(
         log(f"== {name}: starting ({suite.report.redact(url)})")
         base, running = caja_serve(name, url, helpers["sink"], options)
         proc = stack.enter_context(running)
+        workers = stack.enter_context(caja_worker(name, url, helpers["sink"], options))
         webhook = register_webhook(base, f"{helpers['endpoint'].base}/approvals")
         network = create_network(url)
         references, seed_s = seed_customers(base, options.customers)
         log(f"    {len(references):,} customers seeded in {seed_s:.1f} s; network {network.id}")
         mails_before = helpers["sink"].counts()["mails"]
         checked = check_by_hand(base, network, references[0])
-        watched = Watched(proc.pid, helpers["endpoint"].pid, helpers["sink"].pid, helpers["peer"].pid, proc)
+        watched = Watched(
+            proc.pid, helpers["endpoint"].pid, helpers["sink"].pid, helpers["peer"].pid, proc, tuple(workers)
+        )
         workdir = options.suite.workdir
         bench = Bench(
             name,
@@ -1350,6 +1383,11 @@ def main(argv: list[str] | None = None) -> None:
         help=f"taskset cores of `caja serve` ({CAJA_CORE}; 0,1: the client's core too, where its "
         "signing threads then run)",
     )
+    parser.add_argument(
+        "--worker",
+        action="store_true",
+        help="e-mail sent by a `caja worker` beside `caja serve --no-dispatcher`, on --caja-cores",
+    )
     parser.add_argument("--quick", action="store_true", help="one 5 s round")
     parser.add_argument(
         "--idle-wait", type=int, default=20, help="wait up to this long for an idle machine (20)"
@@ -1411,6 +1449,7 @@ def main(argv: list[str] | None = None) -> None:
         profile_rate=args.profile_rate,
         curve_shares=tuple(float(x) for x in args.curve_shares.split(",") if x.strip()),
         caja_cores=args.caja_cores,
+        worker=args.worker,
     )
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if set(backends) - {"sqlite", "postgresql"}:
@@ -1439,6 +1478,7 @@ def main(argv: list[str] | None = None) -> None:
             "wrk_timeout_s": args.timeout,
             "caja_core": CAJA_CORE,
             "caja_cores": options.caja_cores,
+            "worker": options.worker,
             "client_core": CLIENT_CORE,
             "idle_wait_s": args.idle_wait,
             "idle_threshold_pct": args.idle_threshold,

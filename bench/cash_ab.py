@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import statistics
@@ -53,11 +54,14 @@ def start(
     cash.log(f"== {label}: {ref} ({commit})")
     base, running = cash.caja_serve(name, url, helpers["sink"], options, env)
     proc = stack.enter_context(running)
+    workers = stack.enter_context(cash.caja_worker(name, url, helpers["sink"], options, env))
     cash.register_webhook(base, f"{helpers['endpoint'].base}/approvals")
     network = cash.create_network(url, env)
     references, _ = cash.seed_customers(base, options.customers)
     cash.check_by_hand(base, network, references[0])
-    watched = cash.Watched(proc.pid, helpers["endpoint"].pid, helpers["sink"].pid, helpers["peer"].pid, proc)
+    watched = cash.Watched(
+        proc.pid, helpers["endpoint"].pid, helpers["sink"].pid, helpers["peer"].pid, proc, tuple(workers)
+    )
     bench = cash.Bench(
         name,
         base,
@@ -124,6 +128,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--duration", type=int, default=8, help="seconds of each paced run (8)")
     parser.add_argument("--customers", type=int, default=2000, help="customers seeded in each (2,000)")
     parser.add_argument(
+        "--b-worker",
+        action="store_true",
+        help="B's e-mail sent by a `caja worker` beside `caja serve --no-dispatcher` (A: inside it)",
+    )
+    parser.add_argument(
         "--caja-cores", default=cash.CAJA_CORE, help="taskset cores of both `caja serve`s (0; or 0,1)"
     )
     args = parser.parse_args(argv)
@@ -168,7 +177,8 @@ def main(argv: list[str] | None = None) -> None:
         }
         # One sink for both: a run's CPU "with its e-mails" waits for every e-mail paid so far.
         expected = helpers["sink"].counts()["mails"]
-        benches = {label: start(stack, label, ref, helpers, options) for label, ref in refs.items()}
+        placed = {"A": options, "B": dataclasses.replace(options, worker=args.b_worker)}
+        benches = {label: start(stack, label, ref, helpers, placed[label]) for label, ref in refs.items()}
         expected += len(benches)  # each one's payment checked by hand
 
         def paced(bench: cash.Bench, seconds: int, tag: str = "") -> dict[str, dict]:

@@ -169,36 +169,15 @@ def caja_serve(
 def caja_workers(
     count: int, database_url: str, options: Options, name: str
 ) -> Iterator[list[subprocess.Popen]]:
-    """``count`` ``caja worker`` processes, SIGTERM at the end (exit codes kept).
+    """``count`` ``caja worker`` processes.
 
     One worker runs on Caja's core, like the in-process dispatcher and the peer; several run on
     ``options.workers_cores`` (both cores by default): scaling out is why one runs several.
     """
     cores = CAJA_CORE if count == 1 else options.workers_cores
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CAJA_")} | caja_env(options)
     log_path = options.suite.log_dir / f"{name}-workers.log"
-    processes: list[subprocess.Popen] = []
-    try:
-        with log_path.open("ab") as out:
-            for _ in range(count):
-                command = [str(VENV_BIN / "caja"), "worker", "--database-url", database_url]
-                command += ["--log-level", "warning"]
-                processes.append(
-                    subprocess.Popen(
-                        ["taskset", "-c", cores, *command], stdout=out, stderr=subprocess.STDOUT, env=env
-                    )
-                )
+    with suite.caja_workers(count, database_url, cores, caja_env(options), log_path) as processes:
         yield processes
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 class ReceiverClient:

@@ -29,6 +29,7 @@ import random
 import re
 import resource
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -146,6 +147,39 @@ def server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextlib.contextmanager
+def caja_workers(
+    count: int, database_url: str, cores: str, env: dict[str, str], log_path: Path
+) -> Iterator[list[subprocess.Popen]]:
+    """``count`` ``caja worker`` processes pinned to ``cores``, SIGTERM at the end (exit codes kept).
+
+    Like ``server``, they take their settings from ``env`` alone, not the caller's environment.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAJA_")} | env
+    processes: list[subprocess.Popen] = []
+    try:
+        with log_path.open("ab") as out:
+            for _ in range(count):
+                command = [str(VENV_BIN / "caja"), "worker", "--database-url", database_url]
+                command += ["--log-level", "warning"]
+                processes.append(
+                    subprocess.Popen(
+                        ["taskset", "-c", cores, *command], stdout=out, stderr=subprocess.STDOUT, env=env
+                    )
+                )
+        yield processes
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def caja_serve_command(port: int, database_url: str, *extra: str) -> list[str]:
