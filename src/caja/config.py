@@ -3,12 +3,53 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from caja.domain.cash_payments import CashLimits, CashSettings
 from caja.domain.jobs import DEFAULT_DISABLE_AFTER, DEFAULT_MAX_RETRY_AFTER, SVIX_SCHEDULE, parse_schedule
 from caja.domain.pricing import CashPricing
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A setting in the environment that cannot be used; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Env:
+    """Typed reads of the environment; a value of the wrong form is a SettingsError naming it."""
+
+    environ: Mapping[str, str]
+
+    def text(self, name: str, default: str) -> str:
+        return self.environ.get(name, default)
+
+    def optional(self, name: str) -> str | None:
+        return self.environ.get(name) or None
+
+    def integer(self, name: str, default: int) -> int:
+        return self.parsed(name, default, int, "an integer")
+
+    def number(self, name: str, default: float) -> float:
+        return self.parsed(name, default, float, "a number")
+
+    def switch(self, name: str) -> bool:
+        """On unless set to off, 0, false or no."""
+        return self.environ.get(name, "on").lower() not in {"off", "0", "false", "no"}
+
+    def parsed(self, name: str, default: T, parse: Callable[[str], T], what: str) -> T:
+        """``parse`` of the variable's value, ``default`` when it is unset; ``what``: the form expected."""
+        value = self.environ.get(name)
+        if value is None:
+            return default
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise SettingsError(f"{name} must be {what}, not {value!r}") from exc
+
 
 DEFAULT_DATABASE_URL = "sqlite:///caja.db"
 DEFAULT_HOST = "127.0.0.1"
@@ -46,25 +87,28 @@ class DeliverySettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> DeliverySettings:
         base = cls()
-
-        def number(name: str, default: float) -> float:
-            return float(environ.get(name, default))
-
-        schedule = environ.get("CAJA_WEBHOOK_RETRY_SCHEDULE")
+        env = _Env(environ)
         return cls(
-            dispatcher=environ.get("CAJA_DISPATCHER", "on").lower() not in {"off", "0", "false", "no"},
-            concurrency=int(environ.get("CAJA_DISPATCHER_CONCURRENCY", base.concurrency)),
-            per_endpoint=int(environ.get("CAJA_DISPATCHER_PER_ENDPOINT", base.per_endpoint)),
-            poll_interval=number("CAJA_DISPATCHER_POLL_INTERVAL", base.poll_interval),
-            lease=number("CAJA_JOB_LEASE", base.lease),
-            webhook_timeout=number("CAJA_WEBHOOK_TIMEOUT", base.webhook_timeout),
-            retry_schedule=parse_schedule(schedule) if schedule else base.retry_schedule,
-            retry_jitter=number("CAJA_WEBHOOK_RETRY_JITTER", base.retry_jitter),
-            max_retry_after=number("CAJA_WEBHOOK_MAX_RETRY_AFTER", base.max_retry_after),
-            disable_after=number("CAJA_WEBHOOK_DISABLE_AFTER", base.disable_after),
-            approval_timeout=number("CAJA_APPROVAL_TIMEOUT", base.approval_timeout),
-            background_max_wait=number("CAJA_BACKGROUND_MAX_WAIT", base.background_max_wait),
-            signing_threads=signing_threads(environ.get("CAJA_SIGNING_THREADS", "auto")),
+            dispatcher=env.switch("CAJA_DISPATCHER"),
+            concurrency=env.integer("CAJA_DISPATCHER_CONCURRENCY", base.concurrency),
+            per_endpoint=env.integer("CAJA_DISPATCHER_PER_ENDPOINT", base.per_endpoint),
+            poll_interval=env.number("CAJA_DISPATCHER_POLL_INTERVAL", base.poll_interval),
+            lease=env.number("CAJA_JOB_LEASE", base.lease),
+            webhook_timeout=env.number("CAJA_WEBHOOK_TIMEOUT", base.webhook_timeout),
+            retry_schedule=env.parsed(
+                "CAJA_WEBHOOK_RETRY_SCHEDULE",
+                base.retry_schedule,
+                lambda v: parse_schedule(v) if v.strip() else base.retry_schedule,
+                "comma-separated seconds, none negative",
+            ),
+            retry_jitter=env.number("CAJA_WEBHOOK_RETRY_JITTER", base.retry_jitter),
+            max_retry_after=env.number("CAJA_WEBHOOK_MAX_RETRY_AFTER", base.max_retry_after),
+            disable_after=env.number("CAJA_WEBHOOK_DISABLE_AFTER", base.disable_after),
+            approval_timeout=env.number("CAJA_APPROVAL_TIMEOUT", base.approval_timeout),
+            background_max_wait=env.number("CAJA_BACKGROUND_MAX_WAIT", base.background_max_wait),
+            signing_threads=env.parsed(
+                "CAJA_SIGNING_THREADS", None, signing_threads, "auto or a count of threads (0 or more)"
+            ),
         )
 
 
@@ -74,16 +118,13 @@ def signing_threads(value: str) -> int | None:
         return None
     threads = int(value)
     if threads < 0:
-        raise ValueError(f"CAJA_SIGNING_THREADS must be auto or a count >= 0, not {value!r}")
+        raise ValueError("a negative count of threads")
     return threads
 
 
 def cash_settings_from_env(environ: Mapping[str, str]) -> CashSettings:
     base = CashSettings()
-
-    def integer(name: str, default: int) -> int:
-        return int(environ.get(name, default))
-
+    integer = _Env(environ).integer
     return CashSettings(
         limits=CashLimits(
             min_amount=integer("CAJA_CASH_MIN_AMOUNT", base.limits.min_amount),
@@ -138,19 +179,24 @@ class MailSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> MailSettings:
         base = cls()
-        port = environ.get("CAJA_SMTP_PORT")
+        env = _Env(environ)
         return cls(
-            smtp_host=environ.get("CAJA_SMTP_HOST") or None,
-            smtp_port=int(port) if port else None,
-            smtp_security=SmtpSecurity(environ.get("CAJA_SMTP_SECURITY", base.smtp_security).lower()),
-            smtp_username=environ.get("CAJA_SMTP_USERNAME") or None,
-            smtp_password=environ.get("CAJA_SMTP_PASSWORD") or None,
-            smtp_ca_file=environ.get("CAJA_SMTP_CA_FILE") or None,
-            smtp_timeout=float(environ.get("CAJA_SMTP_TIMEOUT", base.smtp_timeout)),
-            mail_from=environ.get("CAJA_SMTP_FROM") or base.mail_from,
-            catcher=environ.get("CAJA_MAIL_CATCHER", "on").lower() not in {"off", "0", "false", "no"},
-            catcher_host=environ.get("CAJA_MAIL_CATCHER_HOST", base.catcher_host),
-            catcher_port=int(environ.get("CAJA_MAIL_CATCHER_PORT", base.catcher_port)),
+            smtp_host=env.optional("CAJA_SMTP_HOST"),
+            smtp_port=env.parsed("CAJA_SMTP_PORT", None, lambda v: int(v) if v else None, "a port number"),
+            smtp_security=env.parsed(
+                "CAJA_SMTP_SECURITY",
+                base.smtp_security,
+                lambda v: SmtpSecurity(v.lower()),
+                "one of " + ", ".join(s.value for s in SmtpSecurity),
+            ),
+            smtp_username=env.optional("CAJA_SMTP_USERNAME"),
+            smtp_password=env.optional("CAJA_SMTP_PASSWORD"),
+            smtp_ca_file=env.optional("CAJA_SMTP_CA_FILE"),
+            smtp_timeout=env.number("CAJA_SMTP_TIMEOUT", base.smtp_timeout),
+            mail_from=env.optional("CAJA_SMTP_FROM") or base.mail_from,
+            catcher=env.switch("CAJA_MAIL_CATCHER"),
+            catcher_host=env.text("CAJA_MAIL_CATCHER_HOST", base.catcher_host),
+            catcher_port=env.integer("CAJA_MAIL_CATCHER_PORT", base.catcher_port),
         )
 
 
@@ -193,19 +239,20 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         base = cls()
+        env = _Env(environ)
         return replace(
             base,
-            database_url=environ.get("CAJA_DATABASE_URL", base.database_url),
-            host=environ.get("CAJA_HOST", base.host),
-            port=int(environ.get("CAJA_PORT", base.port)),
-            api_key=environ.get("CAJA_API_KEY") or None,
-            public_url=environ.get("CAJA_PUBLIC_URL") or None,
-            secret=environ.get("CAJA_SECRET") or None,
-            previous_secret=environ.get("CAJA_SECRET_PREVIOUS") or None,
-            log_level=environ.get("CAJA_LOG_LEVEL", base.log_level).lower(),
-            log_json=environ.get("CAJA_LOG_FORMAT", "json").lower() != "console",
-            db_pool_size=int(environ.get("CAJA_DB_POOL_SIZE", base.db_pool_size)),
-            keep_alive=int(environ.get("CAJA_KEEP_ALIVE", base.keep_alive)),
+            database_url=env.text("CAJA_DATABASE_URL", base.database_url),
+            host=env.text("CAJA_HOST", base.host),
+            port=env.integer("CAJA_PORT", base.port),
+            api_key=env.optional("CAJA_API_KEY"),
+            public_url=env.optional("CAJA_PUBLIC_URL"),
+            secret=env.optional("CAJA_SECRET"),
+            previous_secret=env.optional("CAJA_SECRET_PREVIOUS"),
+            log_level=env.text("CAJA_LOG_LEVEL", base.log_level).lower(),
+            log_json=env.text("CAJA_LOG_FORMAT", "json").lower() != "console",
+            db_pool_size=env.integer("CAJA_DB_POOL_SIZE", base.db_pool_size),
+            keep_alive=env.integer("CAJA_KEEP_ALIVE", base.keep_alive),
             delivery=DeliverySettings.from_env(environ),
             mail=MailSettings.from_env(environ),
             cash=cash_settings_from_env(environ),

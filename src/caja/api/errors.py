@@ -145,10 +145,7 @@ def install(app: FastAPI) -> None:
             return render(request, ResourceNotFoundError.route(request.url.path))
         if exc.status_code == 405:
             return render(request, MethodNotAllowedError.for_method(request.method, request.url.path))
-        detail = str(exc.detail)
-        return render(
-            request, RequestError([ErrorDetail("conekta.errors.request.invalid", detail, detail, detail)])
-        )
+        return render(request, RequestError.malformed(str(exc.detail)))
 
     async def on_client_gone(request: Request, exc: Exception) -> Response:
         # The client hung up while sending its body: nobody is left to answer, nothing was done.

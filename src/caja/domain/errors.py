@@ -209,6 +209,16 @@ class RequestError(CajaError):
     error_type = "request_error"
     http_status = 400
 
+    @classmethod
+    def malformed(cls, debug_message: str) -> RequestError:
+        """A request the HTTP layer could not read (its own words in ``debug_message``)."""
+        return cls.with_detail(
+            code="conekta.errors.request.invalid",
+            message_es="La solicitud no es válida.",
+            message_en="The request is not valid.",
+            debug_message=debug_message,
+        )
+
 
 class ProcessingError(CajaError):
     error_type = "processing_error"
