@@ -96,6 +96,8 @@ class Options:
     suite: suite.Options
     # Where several ``caja worker`` processes run (one process always runs on CAJA_CORE).
     workers_cores: str = "0,1"
+    # Where SQLite's delivering ``caja serve`` runs ("0,1": its signing threads on the client's core).
+    caja_cores: str = CAJA_CORE
 
 
 def log(message: str) -> None:
@@ -634,7 +636,9 @@ def run_config(config: Config, receiver: ReceiverClient, options: Options) -> di
             holder: dict[str, Any] = {}
 
             def start() -> None:
-                b, serving = caja_serve(f"delivery-{config.name}", database_url, options, dispatcher=True)
+                b, serving = caja_serve(
+                    f"delivery-{config.name}", database_url, options, dispatcher=True, core=options.caja_cores
+                )
                 running = stack.enter_context(serving)
                 holder["base"], holder["running"] = b, running
                 pids.append(running.pid)
@@ -788,6 +792,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--workers-cores", default="0,1", help="taskset cores of several `caja worker`s (0,1; one: core 0)"
     )
+    parser.add_argument(
+        "--caja-cores",
+        default=CAJA_CORE,
+        help="taskset cores of SQLite's delivering `caja serve` (0; or 0,1)",
+    )
     parser.add_argument("--idle-wait", type=int, default=20, help="wait up to this long for a quiet machine")
     parser.add_argument("--idle-threshold", type=float, default=15.0, help="%% busy counted as quiet (15)")
     parser.add_argument(
@@ -829,6 +838,7 @@ def main(argv: list[str] | None = None) -> None:
         per_endpoint=args.per_endpoint,
         timeout=10.0,
         workers_cores=args.workers_cores,
+        caja_cores=args.caja_cores,
         suite=suite.Options(
             duration=0,
             warmup=0,
@@ -867,6 +877,7 @@ def main(argv: list[str] | None = None) -> None:
             "poll_interval_s": defaults.poll_interval,
             "caja_core": CAJA_CORE,
             "workers_cores": args.workers_cores,
+            "caja_cores": args.caja_cores,
             "http_client": caja_http_client(),
             "client_core": CLIENT_CORE,
             "idle_wait_s": args.idle_wait,
