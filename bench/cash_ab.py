@@ -89,6 +89,11 @@ def figures(out: dict[str, dict]) -> dict[str, Any]:
             "per_s": run["good_rps"],
             "own_p50_ms": (run["caja_ms"] or {}).get("p50"),
             "own_p99_ms": (run["caja_ms"] or {}).get("p99"),
+            # The own time's split, where the version reports it: in units of work, and the rest.
+            "db_p50_ms": (run.get("db_ms") or {}).get("p50"),
+            "db_p99_ms": (run.get("db_ms") or {}).get("p99"),
+            "rest_p50_ms": (run.get("rest_ms") or {}).get("p50"),
+            "rest_p99_ms": (run.get("rest_ms") or {}).get("p99"),
             "cpu_us": round(1e6 * cpu / good),
             "switches": round(run["cpu"]["caja_switches"] / good, 1),
             "errors": run["errors"],
@@ -114,6 +119,16 @@ def table(results: dict[str, list[dict[str, Any]]], labels: dict[str, str]) -> s
                 f"  {label} {labels[label]:>12}: median {med['own_p50_ms']:.1f}/{med['own_p99_ms']:.1f} ms "
                 f"{med['cpu_us']:,.0f} µs {med['switches']:.1f} sw | " + "  ".join(cells)
             )
+            if all(r[kind]["db_p99_ms"] is not None for r in rounds):
+                split = {
+                    k: statistics.median(r[kind][k] for r in rounds)
+                    for k in ("db_p50_ms", "db_p99_ms", "rest_p50_ms", "rest_p99_ms")
+                }
+                lines.append(
+                    f"  {'':>{len(label) + 14}}  of which units of work {split['db_p50_ms']:.1f}/"
+                    f"{split['db_p99_ms']:.1f} ms, the rest {split['rest_p50_ms']:.1f}/"
+                    f"{split['rest_p99_ms']:.1f} ms"
+                )
     return "\n".join(lines)
 
 

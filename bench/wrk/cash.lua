@@ -17,8 +17,9 @@
 -- wrk calls request() once before the run to check it (that first request is never sent): the
 -- caller builds lookups and payments alike, so both skip the same first line.
 --
--- Every answer's status is counted and its body checked; the Server-Timing header's merchant and
--- caja durations (ms) are kept per request. done() prints "BENCH_JSON {...}" with the counts, wrk's
+-- Every answer's status is counted and its body checked; the Server-Timing header's merchant,
+-- caja and db durations (ms) are kept per request, and "rest", caja minus db (Caja's own time
+-- outside its units of work). done() prints "BENCH_JSON {...}" with the counts, wrk's
 -- latency percentiles (microseconds) and the Server-Timing percentiles, plus "BENCH_ERROR ..."
 -- lines with a sample of bad answers.
 
@@ -75,6 +76,8 @@ function init(args)
    timed = 0
    caja = {}
    merchant = {}
+   db = {}
+   rest = {}
    error_samples = {}
 end
 
@@ -115,6 +118,11 @@ function response(status, headers, body)
          timed = timed + 1
          merchant[timed] = tonumber(m)
          caja[timed] = tonumber(c)
+         local d = string.match(timing, "db;dur=([%d.]+)")
+         if d then -- older versions of Caja do not send it
+            db[#db + 1] = tonumber(d)
+            rest[#rest + 1] = tonumber(c) - tonumber(d)
+         end
       end
    end
 end
@@ -143,7 +151,7 @@ local function percentiles(values)
 end
 
 function done(summary, latency, requests)
-   local counts, samples, all_caja, all_merchant = {}, {}, {}, {}
+   local counts, samples, all_caja, all_merchant, all_db, all_rest = {}, {}, {}, {}, {}, {}
    local t_issued, t_wrapped, t_good, t_bad, t_filler, span = 0, 0, 0, 0, 0, 0
    for _, thread in ipairs(threads) do
       for status, count in pairs(thread:get("statuses")) do
@@ -157,6 +165,12 @@ function done(summary, latency, requests)
       end
       for _, v in ipairs(thread:get("merchant")) do
          all_merchant[#all_merchant + 1] = v
+      end
+      for _, v in ipairs(thread:get("db")) do
+         all_db[#all_db + 1] = v
+      end
+      for _, v in ipairs(thread:get("rest")) do
+         all_rest[#all_rest + 1] = v
       end
       t_issued = t_issued + thread:get("issued")
       t_wrapped = t_wrapped + thread:get("wrapped")
@@ -180,11 +194,11 @@ function done(summary, latency, requests)
          '{"requests":%d,"duration_us":%d,"issued":%d,"wrapped":%d,"filler":%d,"good":%d,"bad":%d,"span_us":%d,'
             .. '"socket_errors":{"connect":%d,"read":%d,"write":%d,"timeout":%d},'
             .. '"latency_us":{"min":%d,"max":%d,"mean":%.1f,%s},"statuses":{%s},'
-            .. '"caja_ms":%s,"merchant_ms":%s}',
+            .. '"caja_ms":%s,"merchant_ms":%s,"db_ms":%s,"rest_ms":%s}',
          summary.requests, summary.duration, t_issued, t_wrapped, t_filler, t_good, t_bad, span * 1e6,
          e.connect, e.read, e.write, e.timeout,
          latency.min, latency.max, latency.mean, table.concat(lat, ","), table.concat(parts, ","),
-         percentiles(all_caja), percentiles(all_merchant)
+         percentiles(all_caja), percentiles(all_merchant), percentiles(all_db), percentiles(all_rest)
       ),
       "\n"
    )

@@ -369,6 +369,9 @@ def test_server_timing_tells_the_merchants_time_from_cajas(
     timings = dict(re.findall(r"(\w+);dur=([0-9.]+)", response.headers["server-timing"]))
     assert float(timings["merchant"]) >= 300  # the endpoint's own 0.3 s delay, reported
     assert float(timings["caja"]) >= 0
+    # The lookup is recorded in a unit of work: part of Caja's own time, never more than it.
+    assert 0 < float(timings["db"]) <= float(timings["caja"])
+    assert float(timings["db"]) < 300  # the merchant's wait is not counted as the database's
     unknown = network.post("/network/v1/lookups", {"reference": "10000000000000000000", "store": "Soriana"})
     assert "merchant;dur=0.00" in unknown.headers["server-timing"]
 

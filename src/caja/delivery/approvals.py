@@ -224,7 +224,9 @@ class ApprovalClient:
             )
             self._pending_logs.append((job, attempt))
         if self._log_writer is None or self._log_writer.done():
-            self._log_writer = asyncio.get_running_loop().create_task(self._write_logs())
+            self._log_writer = asyncio.get_running_loop().create_task(
+                self._write_logs(), context=timing.detached()
+            )
 
     async def _write_logs(self) -> None:
         while self._pending_logs:

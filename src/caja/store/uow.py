@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from functools import cached_property
+from time import perf_counter
 from types import TracebackType
 from typing import Self
 
+from caja import timing
 from caja.store.accounts import AccountRepository
 from caja.store.cash_payments import CashPaymentRepository
 from caja.store.caught_emails import CaughtEmailRepository
@@ -60,20 +62,34 @@ class UnitOfWork:
         self.notify = notify
         self._on_commit = on_commit
         self._on_webhooks_changed = on_webhooks_changed
+        self._timing: timing.RequestTiming | None = None
+        self._entered = 0.0
 
     @property
     def dialect(self) -> str:
         return self._database.dialect
 
     async def __aenter__(self) -> Self:
+        # A timed request (the network API's) counts its time in units of work, waits included.
+        self._timing = timing.current()
+        if self._timing is not None:
+            self._entered = perf_counter()
         self._unit = self._database.unit(
             write=self._write,
             single_statement=self._single_statement,
             snapshot=self._snapshot,
             durable=self._durable,
         )
-        self._conn = await self._unit.__aenter__()
+        try:
+            self._conn = await self._unit.__aenter__()
+        except BaseException:
+            self._count_time()
+            raise
         return self
+
+    def _count_time(self) -> None:
+        if self._timing is not None:
+            self._timing.store_seconds += perf_counter() - self._entered
 
     # Repositories are made on first use: a unit uses two or three of them, and a request opens
     # several units.
@@ -142,14 +158,17 @@ class UnitOfWork:
     ) -> bool | None:
         assert self._unit is not None
         unit, self._unit = self._unit, None
-        # Only a unit that added events has any to write.
-        if exc_type is None and "events" in self.__dict__:
-            try:
-                await self.events.flush()
-            except BaseException as flush_error:
-                await unit.__aexit__(type(flush_error), flush_error, flush_error.__traceback__)
-                raise
-        result = await unit.__aexit__(exc_type, exc, tb)
+        try:
+            # Only a unit that added events has any to write.
+            if exc_type is None and "events" in self.__dict__:
+                try:
+                    await self.events.flush()
+                except BaseException as flush_error:
+                    await unit.__aexit__(type(flush_error), flush_error, flush_error.__traceback__)
+                    raise
+            result = await unit.__aexit__(exc_type, exc, tb)
+        finally:
+            self._count_time()
         if exc_type is None and self._write:
             kinds = frozenset(self.jobs.enqueued_kinds) if "jobs" in self.__dict__ else frozenset()
             if self.notify or kinds:
