@@ -102,16 +102,27 @@ def sqlite_engine(url: str) -> sa.Engine:
 
 
 class _Batch:
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        # Set once the batch's COMMIT is in the WAL, and once that WAL is on disk.
-        self.written: asyncio.Future[None] = loop.create_future()
-        self.committed: asyncio.Future[None] = loop.create_future()
+    def __init__(self) -> None:
+        # Each unit's own waiter, set once the batch's COMMIT is in the WAL (units that need not
+        # be durable) or once that WAL is on disk. One per unit rather than one shared future:
+        # a shared one needs asyncio.shield against a cancelled caller cancelling it for all,
+        # and the shield costs every unit one more turn of a busy loop before it resumes.
+        self.written: list[asyncio.Future[None]] = []
+        self.synced: list[asyncio.Future[None]] = []
         self.units = 0
         # Whether any unit in it must be on disk before its caller goes on (see write_unit).
         self.durable = False
 
+    def join(self, durable: bool) -> asyncio.Future[None]:
+        """Count a unit in, and return what it waits for once its statements are done."""
+        self.units += 1
+        self.durable = self.durable or durable
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        (self.synced if durable else self.written).append(waiter)
+        return waiter
+
     def fail(self, exc: BaseException) -> None:
-        for future in (self.written, self.committed):
+        for future in (*self.written, *self.synced):
             if not future.done():
                 future.set_exception(exc)
                 future.exception()  # mark retrieved: units that failed never await it
@@ -242,7 +253,7 @@ class SQLiteBackend:
             await self._lock.acquire()
         finally:
             self._queued -= 1
-        batch: _Batch | None = None
+        waiter: asyncio.Future[None] | None = None
         failure: BaseException | None = None
         try:
             conn = self._writer_connection()
@@ -250,16 +261,14 @@ class SQLiteBackend:
                 # Units waiting to join a batch queue up while this one begins (see above).
                 self._opening_event().set()
                 self._write_tx = await self._begin(conn)
-                self._batch = _Batch(asyncio.get_running_loop())
+                self._batch = _Batch()
                 # Woken joiners take a few turns of the loop to queue, and BEGIN came back
                 # sooner: wait for them, or this unit commits alone before they are in.
                 for _ in range(JOIN_TURNS):
                     if self._joining == 0:
                         break
                     await asyncio.sleep(0)
-            batch = self._batch
-            batch.units += 1
-            batch.durable = batch.durable or durable
+            waiter = self._batch.join(durable)
             # Savepoints straight on the driver: SQLAlchemy's nested-transaction bookkeeping
             # costs more than the SQL, and only this method ever opens one on this connection.
             driver = self._driver(conn)
@@ -283,14 +292,15 @@ class SQLiteBackend:
                     self._end_soon()
         if failure is not None:
             raise failure
-        assert batch is not None
-        await asyncio.shield(batch.committed if durable else batch.written)
+        assert waiter is not None
+        await waiter
 
     def _end_soon(self) -> None:
         if self._ending is None or self._ending.done():
-            self._ending = asyncio.ensure_future(self._end_when_gathered())
+            batch = self._batch
+            self._ending = asyncio.ensure_future(self._end_when_gathered(batch, batch.units if batch else 0))
 
-    async def _end_when_gathered(self) -> None:
+    async def _end_when_gathered(self, batch: _Batch | None, seen: int) -> None:
         """End the open batch once a turn of the loop brought no unit to join it.
 
         Units run on the loop from BEGIN to their last statement without a pause, so none would
@@ -298,18 +308,18 @@ class SQLiteBackend:
         of the indexes) if the batch committed as soon as its last unit is done. At full speed
         the requests of one turn of the loop reach their writes together: they join, and the
         batch commits once they stop coming. At a moderate rate nobody comes, and the turn it
-        waits costs microseconds.
+        waits costs microseconds. The first turn is the one between the last unit's release
+        (``seen`` units then) and this task's first step; on a busy loop every turn is long.
         """
-        batch = self._batch
         for _ in range(GATHER_TURNS):
             if batch is None or self._batch is not batch:
                 # Filled up and ended meanwhile. A batch opened since had its last unit find
                 # this task on its way, so none other will end it: this one does.
                 break
-            seen = batch.units
-            await asyncio.sleep(0)
             if batch.units == seen:
                 break
+            seen = batch.units
+            await asyncio.sleep(0)
         if self._batch is None:
             return
         await self._lock.acquire()
@@ -346,9 +356,11 @@ class SQLiteBackend:
 
     def _committed(self, batch: _Batch) -> None:
         self._lock.release()
-        batch.written.set_result(None)
+        for waiter in batch.written:
+            if not waiter.done():  # its caller was cancelled
+                waiter.set_result(None)
         if batch.durable:
-            self._syncer.request(batch.committed)
+            self._syncer.request(*batch.synced)
         else:
             self._unsynced = True
         self._maybe_checkpoint()

@@ -24,11 +24,11 @@ _STOP = None
 class WalSyncer:
     def __init__(self, sync: Callable[[], None]) -> None:
         self._sync = sync
-        self._requests: queue.SimpleQueue[asyncio.Future[None] | None] = queue.SimpleQueue()
+        self._requests: queue.SimpleQueue[tuple[asyncio.Future[None], ...] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
-    def request(self, synced: asyncio.Future[None]) -> None:
-        """Resolve ``synced`` (on its own loop) once an fsync that began after this call is done.
+    def request(self, *synced: asyncio.Future[None]) -> None:
+        """Resolve each of ``synced`` (on its own loop) once an fsync that began after this call is done.
 
         Call it only after the COMMIT returned: the fsync must begin after the frames were written.
         """
@@ -50,7 +50,7 @@ class WalSyncer:
             first = self._requests.get()
             if first is _STOP:
                 return
-            waiting = [first]
+            waiting = list(first)
             stop = False
             while True:
                 try:
@@ -60,7 +60,7 @@ class WalSyncer:
                 if more is _STOP:
                     stop = True
                     break
-                waiting.append(more)
+                waiting.extend(more)
             failure: BaseException | None = None
             try:
                 self._sync()
