@@ -406,3 +406,32 @@ async def test_sqlite_a_batch_opened_while_the_last_one_gathered_units_is_still_
     with sqlite3.connect(tmp_path / "gather.db") as raw:
         assert {row[0] for row in raw.execute("SELECT n FROM scratch")} == {1, 2, 3}
     await database.dispose()
+
+
+async def test_sqlite_a_caller_cancelled_while_its_batch_commits_leaves_its_neighbours_waiting(
+    tmp_path: Path,
+) -> None:
+    """Each unit waits on its own future: cancelling one caller (a store that hung up) while its
+    batch is being made durable must neither cancel the others' wait nor undo its own write."""
+    path = tmp_path / "cancel.db"
+    database = Database(f"sqlite:///{path}")
+    await database.run_sync(lambda c: c.execute(sa.text("CREATE TABLE scratch (n INTEGER)")))
+    reached_commit_wait = asyncio.Event()
+
+    async def insert(n: int) -> None:
+        async with database.unit(write=True) as conn:
+            await conn.execute(sa.text("INSERT INTO scratch (n) VALUES (:n)"), {"n": n})
+            if n == 0:
+                reached_commit_wait.set()
+
+    tasks = [asyncio.ensure_future(insert(n)) for n in range(5)]
+    await reached_commit_wait.wait()
+    await asyncio.sleep(0)  # the first unit is now waiting for its batch to be durable
+    tasks[0].cancel()
+    done = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+    assert isinstance(done[0], asyncio.CancelledError)
+    assert done[1:] == [None] * 4
+    with sqlite3.connect(path) as raw:
+        # The cancelled caller's unit was in the batch: it committed with the rest.
+        assert {row[0] for row in raw.execute("SELECT n FROM scratch")} == set(range(5))
+    await database.dispose()

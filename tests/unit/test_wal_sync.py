@@ -88,3 +88,17 @@ async def test_stop_syncs_what_was_requested_and_a_later_request_starts_again() 
     await asyncio.wait_for(again, 10)
     assert sync.calls == 2
     await syncer.stop()
+
+
+async def test_one_request_resolves_every_future_it_names() -> None:
+    """A batch asks once for all its durable units, each waiting on a future of its own."""
+    sync = HeldSync()
+    syncer = WalSyncer(sync)
+    loop = asyncio.get_running_loop()
+    units = [loop.create_future() for _ in range(3)]
+    units[1].cancel()  # its caller gave up: the others are resolved all the same
+    syncer.request(*units)
+    await asyncio.wait_for(asyncio.gather(units[0], units[2]), 10)
+    assert sync.calls == 1
+    assert units[1].cancelled()
+    await syncer.stop()

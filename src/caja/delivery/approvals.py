@@ -119,14 +119,17 @@ class ApprovalClient:
         now = self._clock.now()
         event_id = ids.new_hex_id()
         body = orjson.dumps(approval_envelope(tenant, event_type, obj, event_id, now))
-        asked_at = time.perf_counter()
+        # When the merchants had the request: from the first POST sent to the last answer read.
+        # Signing each request before it is sent is Caja's work, not the merchant's.
+        spans: list[tuple[float, float]] = []
         if len(targets) == 1:  # the usual case: no task per call
-            results = [await self._call(targets[0], event_id, body, now, deadline)]
+            results = [await self._call(targets[0], event_id, body, now, deadline, spans)]
         else:
             results = list(
-                await asyncio.gather(*(self._call(t, event_id, body, now, deadline) for t in targets))
+                await asyncio.gather(*(self._call(t, event_id, body, now, deadline, spans) for t in targets))
             )
-        timing.add_merchant_time(time.perf_counter() - asked_at)
+        if spans:
+            timing.add_merchant_time(max(end for _, end in spans) - min(start for start, _ in spans))
         self._log(tenant, event_id, results)
         replies: list[ApprovalReply] = []
         for _target, result, _exchange in results:
@@ -136,7 +139,13 @@ class ApprovalClient:
         return combine(replies)
 
     async def _call(
-        self, target: WebhookTarget, event_id: str, body: bytes, now: int, deadline: float
+        self,
+        target: WebhookTarget,
+        event_id: str,
+        body: bytes,
+        now: int,
+        deadline: float,
+        spans: list[tuple[float, float]],
     ) -> tuple[WebhookTarget, ApprovalResult, http.Exchange | None]:
         started_ms = self._clock.now_ms()
         remaining = deadline - time.monotonic()
@@ -145,6 +154,7 @@ class ApprovalClient:
                 raise TimeoutError
             async with asyncio.timeout(remaining):
                 headers = await self._signer.headers(target, event_id, body, now)
+            sent = time.perf_counter()
             exchange = await http.post(
                 self._client,
                 target.url,
@@ -154,6 +164,7 @@ class ApprovalClient:
                 started_at_ms=started_ms,
                 public_only=target.livemode,
             )
+            spans.append((sent, time.perf_counter()))
         except TimeoutError:
             failure = ApprovalFailure(
                 ApprovalFailureReason.TIMEOUT, "no answer within the budget", webhook_id=target.id
