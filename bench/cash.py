@@ -6,7 +6,8 @@ Measures, with ``wrk`` (pinned to core 1) against ``caja serve`` (pinned to core
   concurrent stores (wrk connections), every answer checked (lookups ``"payable":true``, payments
   ``"status":"paid"``; anything else is an error);
 * Caja's own time per call, p50/p99, from each answer's ``Server-Timing: merchant;dur=…,
-  caja;dur=…`` header (the handler's time minus the time spent waiting for the merchant), and the
+  caja;dur=…, db;dur=…`` header (the handler's time minus the time spent waiting for the
+  merchant; ``db``: the part of it inside units of work), and the
   client's total latency;
 * Caja's CPU per lookup and per paid payment (with its e-mail sent);
 
@@ -1112,7 +1113,10 @@ def markdown(data: dict, source: Path) -> str:
         "*÷ peer*: as a share of the peer's rate for the same requests (below). *Caja's own*: the `caja;dur` "
         "of "
         "each answer's `Server-Timing` header — Caja's time in the handler minus the time it waited for the "
-        "merchant (at 64 stores it includes the time a call waits for the event loop while others run). "
+        "merchant, from the signed request sent to its answer read (signing it is Caja's own time; at 64 "
+        "stores it includes the time a call waits for the event loop while others run); *in units of work*: "
+        "its `db;dur`, the part of Caja's own time spent inside units of work (reads, and writes until "
+        "durable: the writer's turn, the commit and its fsync, and the loop's turns meanwhile). "
         "*Total*: wrk's latency, request sent to answer received. *CPU µs/call*: CPU seconds of the `caja "
         "serve` "
         "process per good answer during the run; *with its e-mail*: from the payment run's start until the "
@@ -1123,9 +1127,9 @@ def markdown(data: dict, source: Path) -> str:
         "PostgreSQL backends.",
         "",
         "| Database | Stores | Call | Good/s | ÷ peer | Total p50 / p99 ms | Caja's own p50 / p99 ms | "
-        "Merchant p50 / p99 ms | CPU µs/call | with its e-mail | Caja CPU | PostgreSQL CPU-s | Errors | "
-        "Other load |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "in units of work | Merchant p50 / p99 ms | CPU µs/call | with its e-mail | Caja CPU | "
+        "PostgreSQL CPU-s | Errors | Other load |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in all_rows:
         run = r["run"]
@@ -1133,8 +1137,9 @@ def markdown(data: dict, source: Path) -> str:
         pg_s = f"{run['cpu']['postgres_s']:.1f}" if r["backend"] == "postgresql" else ""
         out.append(
             f"| {_label(r['backend'])} | {r['c']} | {r['kind']}s | {run['good_rps']:,.0f} | {ratio} | "
-            f"{_pair(run['latency_ms'])} | {_pair(run.get('caja_ms'))} | {_pair(run.get('merchant_ms'))} | "
-            f"{_cpu_us(run)} | {_cpu_us(run, True) if r['kind'] == 'payment' else ''} | "
+            f"{_pair(run['latency_ms'])} | {_pair(run.get('caja_ms'))} | {_pair(run.get('db_ms'))} | "
+            f"{_pair(run.get('merchant_ms'))} | {_cpu_us(run)} | "
+            f"{_cpu_us(run, True) if r['kind'] == 'payment' else ''} | "
             f"{run['cpu']['caja_pct']:.0f}% | {pg_s} | "
             f"{run['errors_total']} | {run['cpu']['other_pct']:.0f}% |"
         )
