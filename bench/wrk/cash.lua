@@ -150,27 +150,24 @@ local function percentiles(values)
    return "{" .. table.concat(parts, ",") .. "}"
 end
 
+-- Every thread's values of the list named `name`, in one list.
+local function gathered(name)
+   local all = {}
+   for _, thread in ipairs(threads) do
+      for _, v in ipairs(thread:get(name)) do
+         all[#all + 1] = v
+      end
+   end
+   return all
+end
+
 function done(summary, latency, requests)
-   local counts, samples, all_caja, all_merchant, all_db, all_rest = {}, {}, {}, {}, {}, {}
+   local counts = {}
+   local samples = gathered("error_samples")
    local t_issued, t_wrapped, t_good, t_bad, t_filler, span = 0, 0, 0, 0, 0, 0
    for _, thread in ipairs(threads) do
       for status, count in pairs(thread:get("statuses")) do
          counts[status] = (counts[status] or 0) + count
-      end
-      for _, sample in ipairs(thread:get("error_samples")) do
-         samples[#samples + 1] = sample
-      end
-      for _, v in ipairs(thread:get("caja")) do
-         all_caja[#all_caja + 1] = v
-      end
-      for _, v in ipairs(thread:get("merchant")) do
-         all_merchant[#all_merchant + 1] = v
-      end
-      for _, v in ipairs(thread:get("db")) do
-         all_db[#all_db + 1] = v
-      end
-      for _, v in ipairs(thread:get("rest")) do
-         all_rest[#all_rest + 1] = v
       end
       t_issued = t_issued + thread:get("issued")
       t_wrapped = t_wrapped + thread:get("wrapped")
@@ -198,7 +195,8 @@ function done(summary, latency, requests)
          summary.requests, summary.duration, t_issued, t_wrapped, t_filler, t_good, t_bad, span * 1e6,
          e.connect, e.read, e.write, e.timeout,
          latency.min, latency.max, latency.mean, table.concat(lat, ","), table.concat(parts, ","),
-         percentiles(all_caja), percentiles(all_merchant), percentiles(all_db), percentiles(all_rest)
+         percentiles(gathered("caja")), percentiles(gathered("merchant")), percentiles(gathered("db")),
+         percentiles(gathered("rest"))
       ),
       "\n"
    )
