@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
 import pytest
 
+from caja import timing
 from caja.delivery.approvals import ApprovalClient
 from caja.delivery.signing import SignatureWorkers
 from caja.domain.approvals import (
@@ -169,3 +171,42 @@ async def test_a_webhook_changed_in_this_process_is_asked_at_once(
     after = await approvals.request(world.tenant, LOOKUP, INBOUND)
     assert isinstance(after, ApprovalFailure) and after.reason is ApprovalFailureReason.NO_WEBHOOK
     assert len(receiver.to("/new")) == 1
+
+
+class SlowSignatures(SignatureWorkers):
+    """Signatures that take ``delay`` seconds more than they do, as on a busy or slow machine."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(0)
+        self.delay = delay
+
+    async def headers(self, *args: object, **kwargs: object) -> dict[str, str]:
+        await asyncio.sleep(self.delay)
+        return await super().headers(*args, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_the_merchants_time_starts_when_the_signed_request_is_sent(
+    world: World, receiver: Receiver
+) -> None:
+    """Signing is Caja's work: Server-Timing's ``merchant`` must not hold it (it once did)."""
+    await sync_hook(world, receiver, "/fast", Reply(200, b'{"payable": true}'))
+    approvals = ApprovalClient(world.uow, world.clock, world.box, budget=2.0, signing=SlowSignatures(0.5))
+    try:
+        spent = timing.start()
+        started = time.monotonic()
+        assert await approvals.request(world.tenant, LOOKUP, INBOUND) == ApprovalReply(payable=True)
+        assert time.monotonic() - started >= 0.5
+        assert spent.merchant_calls == 1
+        assert 0 < spent.merchant_seconds < 0.5, spent
+    finally:
+        await approvals.aclose()
+
+
+async def test_a_merchant_that_times_out_is_charged_the_whole_wait(
+    world: World, receiver: Receiver, approvals: ApprovalClient
+) -> None:
+    await sync_hook(world, receiver, "/late", Reply(200, b'{"payable": true}', delay=3.0))
+    spent = timing.start()
+    result = await approvals.request(world.tenant, LOOKUP, INBOUND)
+    assert isinstance(result, ApprovalFailure) and result.reason is ApprovalFailureReason.TIMEOUT
+    assert spent.merchant_seconds >= 1.8, spent  # nearly all of the 2 s budget was the merchant's
