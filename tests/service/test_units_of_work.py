@@ -263,8 +263,8 @@ async def test_sqlite_writes_that_need_not_be_durable_join_the_next_batch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """While durable writes come, a lazy unit waits for the next one and shares its transaction
-    (one COMMIT for both), or commits alone ``JOIN_WAIT`` later; with none coming it does not
-    wait at all."""
+    (one COMMIT for both), or commits alone ``JOIN_WAIT`` later; with none coming, or with a caller
+    waiting for it (``prompt``), it does not wait at all."""
     database = Database(f"sqlite:///{tmp_path / 'join.db'}")
     await database.run_sync(lambda c: c.execute(sa.text("CREATE TABLE scratch (n INTEGER)")))
     backend = database._backend
@@ -278,8 +278,8 @@ async def test_sqlite_writes_that_need_not_be_durable_join_the_next_batch(
 
     backend._commit = counting_commit  # type: ignore[method-assign]
 
-    async def insert(n: int, *, durable: bool) -> float:
-        async with database.unit(write=True, durable=durable) as conn:
+    async def insert(n: int, *, durable: bool, prompt: bool = False) -> float:
+        async with database.unit(write=True, durable=durable, prompt=prompt) as conn:
             await conn.execute(sa.text("INSERT INTO scratch (n) VALUES (:n)"), {"n": n})
         return time.monotonic()
 
@@ -296,11 +296,14 @@ async def test_sqlite_writes_that_need_not_be_durable_join_the_next_batch(
     await insert(3, durable=True)
     await asyncio.wait_for(lazy, 10)
     assert len(commits) == 3
+    # A lazy unit that a caller waits for (``prompt``) commits at once, though durable ones come.
+    await asyncio.wait_for(insert(5, durable=False, prompt=True), 10)
+    assert len(commits) == 4
     # ...and commits alone once the wait is over.
     monkeypatch.setattr(sqlite_backend, "JOIN_WAIT", 0.05)
     started = time.monotonic()
     finished = await insert(4, durable=False)
-    assert len(commits) == 4 and finished - started >= 0.045
+    assert len(commits) == 5 and finished - started >= 0.045
     await database.dispose()
 
 

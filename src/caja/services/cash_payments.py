@@ -254,7 +254,10 @@ async def _ask_lookup(
         created_at=now,
         expires_at=now + desk.settings.lookup_ttl,
     )
-    async with desk.uow(write=True) as tx:
+    # Committed, but the store's answer does not wait for the disk: a lookup lost with the
+    # machine's power is only a question to ask the merchant again, which a payment does when it
+    # finds no lookup of its store's (docs/network-api.md).
+    async with desk.uow(write=True, durable=False, prompt=True) as tx:
         await tx.cash_payments.add_lookup(lookup)
     return lookup
 

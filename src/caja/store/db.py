@@ -45,15 +45,22 @@ class Database:
         return "sqlite" if self.is_sqlite else "postgresql"
 
     def unit(
-        self, *, write: bool, single_statement: bool = False, snapshot: bool = True, durable: bool = True
+        self,
+        *,
+        write: bool,
+        single_statement: bool = False,
+        snapshot: bool = True,
+        durable: bool = True,
+        prompt: bool = False,
     ) -> AbstractAsyncContextManager[Conn]:
         """A transaction; a read of ``single_statement``, or one that needs no common ``snapshot``,
         may run without one where that is cheaper. A write that need not be ``durable`` may return
         before it is on disk where syncing is Caja's own work (SQLite; PostgreSQL groups the
-        flushes of concurrent commits itself, and every commit there waits for its flush)."""
+        flushes of concurrent commits itself, and every commit there waits for its flush); one
+        that is also ``prompt`` has a caller waiting and never waits for others to share it."""
         backend = self._backend
         if write:
-            return backend.write_unit(durable=durable)
+            return backend.write_unit(durable=durable, prompt=prompt)
         return backend.read_unit(single_statement=single_statement, snapshot=snapshot)
 
     async def run_sync(self, fn: Any) -> Any:

@@ -46,8 +46,8 @@ class PostgresBackend:
             json_serializer=json_dumps,
         )
 
-    def write_unit(self, *, durable: bool = True) -> PgUnit:
-        del durable  # every commit waits for its WAL flush, which PostgreSQL shares among commits
+    def write_unit(self, *, durable: bool = True, prompt: bool = False) -> PgUnit:
+        del durable, prompt  # every commit waits for its WAL flush, which PostgreSQL shares among commits
         return PgUnit(self.engine, _WRITE_UNIT)
 
     def read_unit(self, *, single_statement: bool = False, snapshot: bool = True) -> PgUnit:

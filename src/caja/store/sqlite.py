@@ -217,7 +217,9 @@ class SQLiteBackend:
             driver.execute("PRAGMA busy_timeout=0")
 
     @asynccontextmanager
-    async def write_unit(self, *, durable: bool = True) -> AsyncIterator[LoopConnection]:
+    async def write_unit(
+        self, *, durable: bool = True, prompt: bool = False
+    ) -> AsyncIterator[LoopConnection]:
         """A unit in the writer's current batch; its caller resumes once the batch has committed
         and, if ``durable``, once the WAL holding it is on disk.
 
@@ -232,12 +234,15 @@ class SQLiteBackend:
         its own: at a moderate rate the dispatcher's claim and record of a payment's e-mail then
         share the BEGIN, COMMIT and fsync of the next payment rather than paying for theirs (each
         a hand-off to a worker thread and back). With none coming (a dispatcher working through
-        a backlog on its own) it does not wait: nothing would come to join.
+        a backlog on its own) it does not wait: nothing would come to join. A ``prompt`` unit,
+        one that a caller is waiting for (a store's lookup), never waits to join: it needs no fsync
+        of its own, but it needs its commit now.
         """
         if durable:
             self._last_durable = time.monotonic()
         elif (
-            self._batch is None
+            not prompt
+            and self._batch is None
             and not self._lock.locked()
             and time.monotonic() - self._last_durable < JOIN_IF_DURABLE_WITHIN
         ):

@@ -35,7 +35,8 @@ class UnitOfWork:
     """``async with uow_factory(write=True) as uow:`` opens one transaction and commits it on exit.
 
     Leaving the block by an exception rolls everything back, so a request either writes all of
-    its rows and events or none of them. A write unit returns only once its commit is durable.
+    its rows and events or none of them. A write unit returns only once its commit is durable
+    (unless made ``durable=False``).
     """
 
     def __init__(
@@ -47,6 +48,7 @@ class UnitOfWork:
         single_statement: bool = False,
         snapshot: bool = True,
         durable: bool = True,
+        prompt: bool = False,
         on_commit: tuple[CommitListener, ...] = (),
         on_webhooks_changed: tuple[Callable[[], None], ...] = (),
     ) -> None:
@@ -55,6 +57,7 @@ class UnitOfWork:
         self._single_statement = single_statement
         self._snapshot = snapshot
         self._durable = durable
+        self._prompt = prompt
         self._unit: AbstractAsyncContextManager[Conn] | None = None
         self._conn: Conn
         # A write unit that enqueued jobs (``tx.jobs.enqueue``, which the event fan-out uses) wakes
@@ -79,6 +82,7 @@ class UnitOfWork:
             single_statement=self._single_statement,
             snapshot=self._snapshot,
             durable=self._durable,
+            prompt=self._prompt,
         )
         try:
             self._conn = await self._unit.__aenter__()
@@ -194,12 +198,15 @@ class UnitOfWorkFactory:
         single_statement: bool = False,
         snapshot: bool = True,
         durable: bool = True,
+        prompt: bool = False,
     ) -> UnitOfWork:
         """A unit; ``single_statement``: a read that runs exactly one statement (no transaction on
         PostgreSQL, which saves two round trips; a second statement raises); ``snapshot=False``: a
         read of several statements that need not see one moment (no transaction either);
         ``durable=False``: a write that a crash may lose because it would be redone (the
-        dispatcher's bookkeeping), which on SQLite returns without waiting for an fsync."""
+        dispatcher's bookkeeping), which on SQLite returns without waiting for an fsync and may
+        wait a moment to share another writer's transaction; ``prompt``: a caller is waiting for
+        this one, which must not wait to share (a store's lookup)."""
         return UnitOfWork(
             self.database,
             write=write,
@@ -207,6 +214,7 @@ class UnitOfWorkFactory:
             single_statement=single_statement,
             snapshot=snapshot,
             durable=durable,
+            prompt=prompt,
             on_commit=self._on_commit,
             on_webhooks_changed=self._on_webhooks_changed,
         )
