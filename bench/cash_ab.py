@@ -2,9 +2,10 @@
 
 A change to a paced payment's cost is often smaller than the machine's own drift over a few
 minutes (±15–20% here), so one run of ``cash.py`` per version, minutes apart, cannot tell it.
-This serves both revisions at once (each on SQLite, pinned to core 0 like ``cash.py``, one idle
-while the other is measured), and runs short paced rounds against each in turn, swapping the
-order every round: both meet the same stretches of whatever the machine does.
+This serves both revisions at once (each on a database of its own, SQLite or with ``--backend
+postgresql`` PostgreSQL, pinned to core 0 like ``cash.py``, one idle while the other is
+measured), and runs short paced rounds against each in turn, swapping the order every round: both
+meet the same stretches of whatever the machine does.
 
 Each round is a paced lookup run, then a paced payment run of the pairs it looked up (as in
 ``cash.py``); reported per version: Caja's own p50/p99 per call, CPU per call (payments: with
@@ -12,6 +13,7 @@ their e-mails sent), and context switches per call, each round's figure and the 
 
     python bench/cash_ab.py --a 3b5e6db --b HEAD --rate 250 --rounds 6
     python bench/cash_ab.py --a HEAD --b .          # "." is the working tree
+    python bench/cash_ab.py --a HEAD --b . --backend postgresql --rate 90
 
 Results land in bench/results/cash-ab-*.json.
 """
@@ -23,6 +25,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
+import os
 import statistics
 import sys
 import time
@@ -46,11 +49,21 @@ def source_env(ref: str) -> tuple[str, dict[str, str]]:
 
 
 def start(
-    stack: contextlib.ExitStack, label: str, ref: str, helpers: dict[str, cash.Helper], options: cash.Options
+    stack: contextlib.ExitStack,
+    label: str,
+    ref: str,
+    helpers: dict[str, cash.Helper],
+    options: cash.Options,
+    backend: str,
 ) -> cash.Bench:
     commit, env = source_env(ref)
     name = f"ab-{label}"
-    url = suite.sqlite_work_file(stack, f"cash-{name}", options.suite)
+    if backend == "postgresql":
+        url = stack.enter_context(
+            suite.fresh_pg_database(options.suite.postgres_url, f"cash_ab_{label.lower()}")
+        )
+    else:
+        url = suite.sqlite_work_file(stack, f"cash-{name}", options.suite)
     cash.log(f"== {label}: {ref} ({commit})")
     base, running = cash.caja_serve(name, url, helpers["sink"], options, env)
     proc = stack.enter_context(running)
@@ -150,6 +163,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--caja-cores", default=cash.CAJA_CORE, help="taskset cores of both `caja serve`s (0; or 0,1)"
     )
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite", help="(sqlite)")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("CAJA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="an administrator's URL: each version gets a fresh database of its own",
+    )
     args = parser.parse_args(argv)
 
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -163,7 +182,7 @@ def main(argv: list[str] | None = None) -> None:
         connections=STORES,
         threads=1,
         timeout=10,
-        postgres_url="",
+        postgres_url=args.postgres_url,
         workdir=workdir,
         log_dir=log_dir,
         idle_wait=20,
@@ -193,7 +212,10 @@ def main(argv: list[str] | None = None) -> None:
         # One sink for both: a run's CPU "with its e-mails" waits for every e-mail paid so far.
         expected = helpers["sink"].counts()["mails"]
         placed = {"A": options, "B": dataclasses.replace(options, worker=args.b_worker)}
-        benches = {label: start(stack, label, ref, helpers, placed[label]) for label, ref in refs.items()}
+        benches = {
+            label: start(stack, label, ref, helpers, placed[label], args.backend)
+            for label, ref in refs.items()
+        }
         expected += len(benches)  # each one's payment checked by hand
 
         def paced(bench: cash.Bench, seconds: int, tag: str = "") -> dict[str, dict]:
@@ -219,6 +241,7 @@ def main(argv: list[str] | None = None) -> None:
         "rate": args.rate,
         "duration_s": args.duration,
         "caja_cores": args.caja_cores,
+        "backend": args.backend,
     }
     data["rounds"] = results
     out.write_text(json.dumps(data, indent=2) + "\n")
