@@ -205,8 +205,9 @@ class UnitOfWorkFactory:
         read of several statements that need not see one moment (no transaction either);
         ``durable=False``: a write that a crash may lose because it would be redone (the
         dispatcher's bookkeeping), which on SQLite returns without waiting for an fsync and may
-        wait a moment to share another writer's transaction; ``prompt``: a caller is waiting for
-        this one, which must not wait to share (a store's lookup)."""
+        wait a moment to share another writer's transaction; ``prompt``: one that must not wait
+        to share (a caller waits for it, as for a store's lookup; or it would lengthen the
+        transaction it joined, as the approval calls' log would a payment's)."""
         return UnitOfWork(
             self.database,
             write=write,

@@ -1,7 +1,8 @@
 """What a store's answer waits for on SQLite, where syncing the disk is Caja's own work.
 
 A payment's answer waits until the WAL holding it is on disk; a lookup's does not (a lookup the
-machine's power takes with it is only a question asked of the merchant again). PostgreSQL
+machine's power takes with it is only a question asked of the merchant again), and neither does
+the approval calls' log. PostgreSQL
 flushes its own WAL on every commit: nothing to tell apart.
 """
 
@@ -39,20 +40,22 @@ async def test_a_lookup_is_committed_without_an_fsync_and_a_payment_waits_for_on
         real_fsync(file)
 
     monkeypatch.setattr(sqlite_backend, "_fsync_path", counting_fsync)
-    # The approval calls' log is written in the background, durably, whenever it comes: not what
-    # this test counts.
-    assert isinstance(desk.approvals, ApprovalClient)
-    monkeypatch.setattr(desk.approvals, "_log", lambda *_args, **_kwargs: None)
 
     looked_up = await cash_payments.lookup(desk, network, LookupRequest(reference, "Soriana"))
     assert looked_up.lookup is not None
     assert synced == []
-    # Committed all the same: another connection (another process) sees the lookup at once.
+    # Nor does the approval calls' log, written in the background meanwhile.
+    assert isinstance(desk.approvals, ApprovalClient)
+    await desk.approvals.flush()
+    assert synced == []
+    # Both committed all the same: another connection (another process) sees them at once.
     path = make_url(database.url).database
     assert path is not None
     with sqlite3.connect(path) as raw:
         seen = raw.execute("SELECT store FROM cash_lookups WHERE id = ?", (looked_up.lookup.id,)).fetchall()
+        logged = raw.execute("SELECT count(*) FROM jobs WHERE kind = 'approval'").fetchone()[0]
     assert seen == [("Soriana",)]
+    assert logged == 1
 
     paid = await cash_payments.pay(
         desk, network, PaymentRequest(reference, 10_000, "Soriana", "t-1", lookup_id=looked_up.lookup.id)
