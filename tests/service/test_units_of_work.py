@@ -28,6 +28,7 @@ from caja.store.tables import events
 from caja.store.tables import payment_sources as sources_table
 from caja.store.uow import UnitOfWork, UnitOfWorkFactory
 from tests.conftest import postgres_url
+from tests.tools.fsyncs import count_fsyncs
 
 BASE = "http://caja.test"
 CASH = NewPaymentSource(PaymentSourceType.CASH_RECURRENT)
@@ -229,14 +230,7 @@ async def test_sqlite_writes_that_need_not_be_durable_wait_for_no_fsync_of_their
     path = tmp_path / "lazy.db"
     database = Database(f"sqlite:///{path}")
     await database.run_sync(lambda c: c.execute(sa.text("CREATE TABLE scratch (n INTEGER)")))
-    synced: list[str] = []
-    real_fsync = sqlite_backend._fsync_path
-
-    def counting_fsync(file: str) -> None:
-        synced.append(file)
-        real_fsync(file)
-
-    monkeypatch.setattr(sqlite_backend, "_fsync_path", counting_fsync)
+    synced = count_fsyncs(monkeypatch)
 
     async def insert(n: int, *, durable: bool) -> None:
         async with database.unit(write=True, durable=durable) as conn:

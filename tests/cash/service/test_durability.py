@@ -16,10 +16,10 @@ from sqlalchemy.engine import make_url
 from caja.delivery.approvals import ApprovalClient
 from caja.services import cash_payments
 from caja.services.cash_payments import CashDesk, LookupRequest, PaymentRequest
-from caja.store import sqlite as sqlite_backend
 from caja.store.db import Database
 from tests.cash.service.test_time_rules import _network, _reference, desk  # noqa: F401 (fixture)
 from tests.delivery.conftest import World
+from tests.tools.fsyncs import count_fsyncs
 
 pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
@@ -32,14 +32,7 @@ async def test_a_lookup_is_committed_without_an_fsync_and_a_payment_waits_for_on
 ) -> None:
     network = (await _network(desk, world)).network
     reference = await _reference(desk, world)
-    synced: list[str] = []
-    real_fsync = sqlite_backend._fsync_path
-
-    def counting_fsync(file: str) -> None:
-        synced.append(file)
-        real_fsync(file)
-
-    monkeypatch.setattr(sqlite_backend, "_fsync_path", counting_fsync)
+    synced = count_fsyncs(monkeypatch)
 
     looked_up = await cash_payments.lookup(desk, network, LookupRequest(reference, "Soriana"))
     assert looked_up.lookup is not None
