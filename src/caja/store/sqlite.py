@@ -234,9 +234,9 @@ class SQLiteBackend:
         its own: at a moderate rate the dispatcher's claim and record of a payment's e-mail then
         share the BEGIN, COMMIT and fsync of the next payment rather than paying for theirs (each
         a hand-off to a worker thread and back). With none coming (a dispatcher working through
-        a backlog on its own) it does not wait: nothing would come to join. A ``prompt`` unit,
-        one that a caller is waiting for (a store's lookup), never waits to join: it needs no fsync
-        of its own, but it needs its commit now.
+        a backlog on its own) it does not wait: nothing would come to join. A ``prompt`` unit
+        never waits to join: one that a caller waits for (a store's lookup), or whose rows would
+        lengthen the commit of the batch it joined (the approval calls' log, in a payment's).
         """
         if durable:
             self._last_durable = time.monotonic()
