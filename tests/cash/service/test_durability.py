@@ -2,8 +2,7 @@
 
 A payment's answer waits until the WAL holding it is on disk; a lookup's does not (a lookup the
 machine's power takes with it is only a question asked of the merchant again), and neither does
-the approval calls' log. PostgreSQL
-flushes its own WAL on every commit: nothing to tell apart.
+the approval calls' log. PostgreSQL flushes its own WAL on every commit: nothing to tell apart.
 """
 
 from __future__ import annotations
