@@ -1405,7 +1405,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--postgres-url",
-        default=os.environ.get("CAJA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        default=suite.POSTGRES_ADMIN_URL,
     )
     parser.add_argument("--caja-ref", help="benchmark Caja as committed at this revision (e.g. HEAD)")
     parser.add_argument(

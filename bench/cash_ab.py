@@ -25,7 +25,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
-import os
 import statistics
 import sys
 import time
@@ -166,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite", help="(sqlite)")
     parser.add_argument(
         "--postgres-url",
-        default=os.environ.get("CAJA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        default=suite.POSTGRES_ADMIN_URL,
         help="an administrator's URL: each version gets a fresh database of its own",
     )
     args = parser.parse_args(argv)

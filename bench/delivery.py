@@ -801,7 +801,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--idle-threshold", type=float, default=15.0, help="%% busy counted as quiet (15)")
     parser.add_argument(
         "--postgres-url",
-        default=os.environ.get("CAJA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        default=suite.POSTGRES_ADMIN_URL,
         help="an admin connection; the run creates and drops its own databases",
     )
     parser.add_argument("--caja-ref", help="benchmark Caja as committed at this revision (e.g. HEAD)")

@@ -48,6 +48,10 @@ ROOT = BENCH.parent
 RESULTS = BENCH / "results"
 LUA = BENCH / "wrk" / "customers.lua"
 DOCS = ROOT / "docs" / "performance.md"
+# The PostgreSQL administrator's URL the benchmarks make their databases through.
+POSTGRES_ADMIN_URL = os.environ.get(
+    "CAJA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 VENV_BIN = Path(sys.executable).parent
 
 sys.path.insert(0, str(BENCH))
@@ -956,7 +960,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--postgres-url",
-        default=os.environ.get("CAJA_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        default=POSTGRES_ADMIN_URL,
         help="an admin connection; runs create and drop their own databases (env CAJA_BENCH_POSTGRES_URL)",
     )
     parser.add_argument(
