@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from caja.admission import Gate
 from caja.config import Settings
 from caja.delivery.approvals import ApprovalClient
 from caja.delivery.dispatcher import Dispatcher, HandlerRegistry
@@ -53,6 +54,7 @@ class Container:
     # The requests in flight, when this process serves HTTP (set by caja.app.create_app): its
     # dispatcher's background jobs (e-mail) then give way to them (caja.delivery.priority).
     foreground: Foreground | None = None
+    _store_calls: Gate | None = None
 
     @property
     def base_url(self) -> str:
@@ -84,6 +86,13 @@ class Container:
         if self._cash_desk is None:
             raise RuntimeError("Container.start() has not run: no cash desk yet")
         return self._cash_desk
+
+    @property
+    def store_calls(self) -> Gate:
+        """Admits the store network's lookups and payments to the event loop (caja.admission)."""
+        if self._store_calls is None:
+            self._store_calls = Gate(self.settings.store_call_slots)
+        return self._store_calls
 
     async def start(self) -> None:
         """Runs in the serving event loop (the app's lifespan), before the first request."""

@@ -122,6 +122,14 @@ def signing_threads(value: str) -> int | None:
     return threads
 
 
+def store_call_slots(value: str) -> int:
+    """``CAJA_STORE_CALL_SLOTS``: how many store calls work on the event loop at once; 0, no limit."""
+    slots = int(value)
+    if slots < 0:
+        raise ValueError("a negative count of calls")
+    return slots
+
+
 def cash_settings_from_env(environ: Mapping[str, str]) -> CashSettings:
     base = CashSettings()
     integer = _Env(environ).integer
@@ -223,6 +231,9 @@ class Settings:
     # Seconds an idle HTTP connection stays open. A store network keeps connections open across
     # the pauses between sales; uvicorn's own 5 s would make it reconnect after most of them.
     keep_alive: int = DEFAULT_KEEP_ALIVE
+    # Store network calls (lookups, payments) at work on the event loop at once; later ones wait
+    # for a slot, and a call waiting for the merchant gives its slot up (caja.admission). 0: no limit.
+    store_call_slots: int = 2
     delivery: DeliverySettings = DeliverySettings()
     mail: MailSettings = MailSettings()
     cash: CashSettings = field(default_factory=CashSettings)
@@ -253,6 +264,9 @@ class Settings:
             log_json=env.text("CAJA_LOG_FORMAT", "json").lower() != "console",
             db_pool_size=env.integer("CAJA_DB_POOL_SIZE", base.db_pool_size),
             keep_alive=env.integer("CAJA_KEEP_ALIVE", base.keep_alive),
+            store_call_slots=env.parsed(
+                "CAJA_STORE_CALL_SLOTS", base.store_call_slots, store_call_slots, "a count (0 or more)"
+            ),
             delivery=DeliverySettings.from_env(environ),
             mail=MailSettings.from_env(environ),
             cash=cash_settings_from_env(environ),

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from caja.admission import Gate
 from caja.api import network
 from caja.api.network_fast import NetworkFastPath
 from caja.domain.errors import AuthenticationError, ErrorDetail
@@ -38,6 +39,7 @@ class Networks:
 class Container:
     def __init__(self) -> None:
         self.networks = Networks()
+        self.store_calls = Gate(2)
 
 
 def scope(method: str, path: str, headers: list[tuple[bytes, bytes]] | None = None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from starlette.responses import Response
 
 from caja import timing
+from caja.admission import Admitted
 from caja.api.context import container_of
 from caja.api.errors import from_validation
 from caja.api.openapi import request_body
@@ -106,31 +107,33 @@ async def _request_call(request: Request) -> SignedCall:
 
 async def answer_lookup(container: Container, call: SignedCall) -> NetworkJSON:
     started, spent = time.perf_counter(), timing.start()
-    network, body = await _signed(container, call, LookupIn)
-    outcome = await cash_payments.lookup(
-        container.cash_desk,
-        network,
-        cash_payments.LookupRequest(reference=body.reference, store=body.store, cashier=body.cashier),
-    )
-    return _answer(outcome.as_json(), started, spent)
+    async with Admitted(container.store_calls):
+        network, body = await _signed(container, call, LookupIn)
+        outcome = await cash_payments.lookup(
+            container.cash_desk,
+            network,
+            cash_payments.LookupRequest(reference=body.reference, store=body.store, cashier=body.cashier),
+        )
+        return _answer(outcome.as_json(), started, spent)
 
 
 async def answer_payment(container: Container, call: SignedCall) -> NetworkJSON:
     started, spent = time.perf_counter(), timing.start()
-    network, body = await _signed(container, call, PaymentIn)
-    outcome = await cash_payments.pay(
-        container.cash_desk,
-        network,
-        cash_payments.PaymentRequest(
-            reference=body.reference,
-            amount=body.amount,
-            store=body.store,
-            transaction_id=body.transaction_id,
-            cashier=body.cashier,
-            lookup_id=body.lookup_id,
-        ),
-    )
-    return _answer(outcome.body, started, spent)
+    async with Admitted(container.store_calls):
+        network, body = await _signed(container, call, PaymentIn)
+        outcome = await cash_payments.pay(
+            container.cash_desk,
+            network,
+            cash_payments.PaymentRequest(
+                reference=body.reference,
+                amount=body.amount,
+                store=body.store,
+                transaction_id=body.transaction_id,
+                cashier=body.cashier,
+                lookup_id=body.lookup_id,
+            ),
+        )
+        return _answer(outcome.body, started, spent)
 
 
 # The two calls of every payment at the till, served by caja.api.network_fast ahead of the

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import structlog
 
-from caja import timing
+from caja import admission, timing
 from caja.delivery import http
 from caja.delivery.signing import SignatureWorkers
 from caja.delivery.webhook_delivery import Opener, ShortCache, Signer
@@ -155,15 +155,16 @@ class ApprovalClient:
             async with asyncio.timeout(remaining):
                 headers = await self._signer.headers(target, event_id, body, now)
             sent = time.perf_counter()
-            exchange = await http.post(
-                self._client,
-                target.url,
-                body,
-                headers,
-                timeout=max(deadline - time.monotonic(), 0.001),
-                started_at_ms=started_ms,
-                public_only=target.livemode,
-            )
+            with admission.Away():
+                exchange = await http.post(
+                    self._client,
+                    target.url,
+                    body,
+                    headers,
+                    timeout=max(deadline - time.monotonic(), 0.001),
+                    started_at_ms=started_ms,
+                    public_only=target.livemode,
+                )
             spans.append((sent, time.perf_counter()))
         except TimeoutError:
             failure = ApprovalFailure(
