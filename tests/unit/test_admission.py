@@ -75,6 +75,30 @@ async def test_a_call_waiting_for_the_merchant_gives_its_slot_up_and_takes_it_ba
     assert order[-1] == "third starts"
 
 
+async def test_a_saturated_gate_lets_everyone_waiting_in_at_once() -> None:
+    gate = Gate(1, flood=3)
+    release = asyncio.Event()
+    inside = 0
+
+    async def call() -> None:
+        nonlocal inside
+        async with Admitted(gate):
+            inside += 1
+            await release.wait()
+
+    tasks = [asyncio.create_task(call()) for _ in range(3)]
+    await _settle()
+    assert inside == 1  # one at work, two waiting: below the flood mark
+    tasks.append(asyncio.create_task(call()))
+    await _settle()
+    assert inside == 4  # the third waiter made it a flood: all in
+    release.set()
+    await asyncio.gather(*tasks)
+    async with asyncio.timeout(1):  # every slot came back
+        async with Admitted(gate):
+            pass
+
+
 async def test_no_slots_means_no_limit() -> None:
     gate = Gate(0)
     inside = 0
