@@ -96,19 +96,28 @@ class Admitted:
 
 
 class Away:
-    """``with Away():`` a wait outside Caja (the merchant's answer), with the caller's slot given up."""
+    """``with Away():`` a wait outside Caja (the merchant's answer), with the caller's slot given up.
 
-    __slots__ = ("_gate",)
+    A call gives its slot up once, however many waits it nests or runs at once: inside, no slot is
+    held, so an ``Away`` within (or in a task started within, such as one per merchant webhook)
+    gives nothing up again.
+    """
+
+    __slots__ = ("_gate", "_token")
 
     def __init__(self) -> None:
         self._gate = _current.get()
+        self._token: contextvars.Token[Gate | None] | None = None
 
     def __enter__(self) -> None:
         if self._gate is not None:
             self._gate.leave()
+            self._token = _current.set(None)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self._gate is not None:
+            if self._token is not None:
+                _current.reset(self._token)
             self._gate.resume()

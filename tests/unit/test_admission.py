@@ -120,6 +120,38 @@ async def test_no_slots_means_no_limit() -> None:
     await asyncio.gather(*tasks)
 
 
+async def test_a_call_gives_its_slot_up_once_however_many_waits_it_runs_outside() -> None:
+    gate = Gate(1)
+    admitted: list[str] = []
+    answers = asyncio.Event()
+    hold = asyncio.Event()
+
+    async def waiter(name: str) -> None:
+        async with Admitted(gate):
+            admitted.append(name)
+            await hold.wait()
+
+    async def one_merchant_webhook() -> None:
+        with Away():
+            await answers.wait()
+
+    async with Admitted(gate):
+        tasks = [asyncio.create_task(waiter(n)) for n in ("second", "third")]
+        await _settle()
+        with Away():
+            # Two webhooks asked at once, each waiting outside in a task of its own.
+            webhooks = asyncio.gather(one_merchant_webhook(), one_merchant_webhook())
+            await _settle()
+            assert admitted == ["second"]  # one slot was given up, not three
+            answers.set()
+            await webhooks
+        hold.set()
+        await _settle()
+        assert admitted == ["second"]  # back at work, the first holds its slot again
+    await asyncio.gather(*tasks)
+    assert admitted == ["second", "third"]
+
+
 async def test_away_outside_any_admitted_call_changes_nothing() -> None:
     with Away():
         await asyncio.sleep(0)

@@ -125,9 +125,10 @@ class ApprovalClient:
         if len(targets) == 1:  # the usual case: no task per call
             results = [await self._call(targets[0], event_id, body, now, deadline, spans)]
         else:
-            results = list(
-                await asyncio.gather(*(self._call(t, event_id, body, now, deadline, spans) for t in targets))
-            )
+            # One slot given up for all the merchant's webhooks (their signatures included).
+            calls = (self._call(t, event_id, body, now, deadline, spans) for t in targets)
+            with admission.Away():
+                results = list(await asyncio.gather(*calls))
         if spans:
             timing.add_merchant_time(max(end for _, end in spans) - min(start for start, _ in spans))
         self._log(tenant, event_id, results)
