@@ -1,7 +1,8 @@
 """The mailer keeps SMTP connections open and reuses them, and recovers from one the server dropped.
 
 Against a real SMTP server (aiosmtpd, STARTTLS and a login): the client port of each delivered
-message tells which connection carried it.
+message tells which connection carried it. Each test runs with the server offering PIPELINING
+(the client then writes MAIL, RCPT and DATA at once) and without it (one command at a time).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from caja.config import MailSettings, SmtpSecurity
 from caja.delivery.mail import Mailer, SmtpFailure
 from caja.domain.mail import ComposedMessage, OutgoingEmail, compose_message
 from tests.tools.smtp import TestSmtpServer
+
+pytestmark = pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "one-at-a-time"])
 
 
 def _message(to: str, subject: str) -> ComposedMessage:
@@ -36,8 +39,8 @@ def _mailer(relay: TestSmtpServer) -> Mailer:
     )
 
 
-async def test_messages_share_one_connection(tmp_path: Path) -> None:
-    relay = TestSmtpServer(tmp_path, username="caja", password="s3creta").start()
+async def test_messages_share_one_connection(tmp_path: Path, pipelining: bool) -> None:
+    relay = TestSmtpServer(tmp_path, username="caja", password="s3creta", pipelining=pipelining).start()
     mailer = _mailer(relay)
     try:
         for n in range(5):
@@ -50,11 +53,12 @@ async def test_messages_share_one_connection(tmp_path: Path) -> None:
     assert all(d.tls and d.login == "caja" for d in relay.delivered)
 
 
-async def test_a_refused_message_leaves_the_connection_usable(tmp_path: Path) -> None:
+async def test_a_refused_message_leaves_the_connection_usable(tmp_path: Path, pipelining: bool) -> None:
     relay = TestSmtpServer(
         tmp_path,
         username="caja",
         password="s3creta",
+        pipelining=pipelining,
         temporary_failures=1,
         refuse=lambda address: address.startswith("rechazado"),
     ).start()
@@ -75,8 +79,8 @@ async def test_a_refused_message_leaves_the_connection_usable(tmp_path: Path) ->
     assert len({d.peer for d in relay.delivered}) == 1
 
 
-async def test_a_connection_the_server_dropped_is_replaced(tmp_path: Path) -> None:
-    relay = TestSmtpServer(tmp_path, username="caja", password="s3creta").start()
+async def test_a_connection_the_server_dropped_is_replaced(tmp_path: Path, pipelining: bool) -> None:
+    relay = TestSmtpServer(tmp_path, username="caja", password="s3creta", pipelining=pipelining).start()
     mailer = _mailer(relay)
     try:
         await mailer.send(_message("antes@example.com", "before"))

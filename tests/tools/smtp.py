@@ -80,6 +80,7 @@ class TestSmtpServer:
         password: str,
         temporary_failures: int = 0,
         refuse: Callable[[str], bool] = lambda _address: False,
+        pipelining: bool = False,
     ) -> None:
         self.cert, key = self_signed(directory)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -102,6 +103,14 @@ class TestSmtpServer:
             return AuthResult(success=False, handled=False)
 
         class Handler:
+            async def handle_EHLO(
+                self, _server: Any, session: Any, _envelope: Any, hostname: str, responses: list[str]
+            ) -> list[str]:
+                # aiosmtpd reads one command line at a time, so it serves pipelined commands in
+                # order; it just does not say so. Saying so makes the client pipeline.
+                session.host_name = hostname  # what aiosmtpd does itself when there is no hook
+                return [responses[0], "250-PIPELINING", *responses[1:]] if pipelining else responses
+
             async def handle_RCPT(
                 self, _server: Any, _session: Any, envelope: Any, address: str, _options: Any
             ) -> str:

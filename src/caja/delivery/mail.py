@@ -1,4 +1,4 @@
-"""Sending e-mail: the SMTP mailer (aiosmtplib) and the handler of ``email`` jobs.
+"""Sending e-mail: the SMTP mailer and the handler of ``email`` jobs.
 
 The mailer sends through the SMTP server in the settings (STARTTLS, TLS or plain, with optional
 authentication); with none configured it sends to the built-in mail catcher when ``caja serve``
@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Any
 
-import aiosmtplib
 import structlog
 
 from caja.config import MailSettings, SmtpSecurity
 from caja.delivery.dispatcher import AttemptOutcome, JobContext
+from caja.delivery.smtp_client import RecipientsRefused, SmtpConnection, SmtpError
 from caja.domain.clock import Clock
 from caja.domain.jobs import Job
 from caja.domain.mail import (
@@ -102,7 +102,7 @@ class Mailer:
         self.target = smtp_target(settings)
         self.sender = settings.mail_from
         self._tls: ssl.SSLContext | None = None
-        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
+        self._idle: list[tuple[SmtpConnection, float]] = []
 
     def _tls_context(self, target: SmtpTarget) -> ssl.SSLContext | None:
         if target.security is SmtpSecurity.NONE:
@@ -111,24 +111,21 @@ class Mailer:
             self._tls = ssl.create_default_context(cafile=target.ca_file)
         return self._tls
 
-    async def _open(self, target: SmtpTarget) -> aiosmtplib.SMTP:
-        smtp = aiosmtplib.SMTP(
-            hostname=target.host,
-            port=target.port,
+    async def _open(self, target: SmtpTarget) -> SmtpConnection:
+        context = self._tls_context(target)
+        return await SmtpConnection.open(
+            target.host,
+            target.port,
+            reply_seconds=self._settings.smtp_timeout,
+            # Named once per process, not looked up (DNS) for every connection.
+            local_hostname=_LOCAL_HOSTNAME,
+            tls=context if target.security is SmtpSecurity.TLS else None,
+            starttls=context if target.security is SmtpSecurity.STARTTLS else None,
             username=target.username,
             password=target.password,
-            use_tls=target.security is SmtpSecurity.TLS,
-            start_tls=target.security is SmtpSecurity.STARTTLS,
-            tls_context=self._tls_context(target),
-            timeout=self._settings.smtp_timeout,
-            # Named once per process: aiosmtplib would otherwise look up the FQDN (DNS, in a
-            # thread) for every connection.
-            local_hostname=_LOCAL_HOSTNAME,
         )
-        await smtp.connect()
-        return smtp
 
-    def _reusable(self) -> aiosmtplib.SMTP | None:
+    def _reusable(self) -> SmtpConnection | None:
         now = time.monotonic()
         while self._idle:
             smtp, idle_since = self._idle.pop()
@@ -137,16 +134,18 @@ class Mailer:
             smtp.close()
         return None
 
-    def _release(self, smtp: aiosmtplib.SMTP) -> None:
+    def _release(self, smtp: SmtpConnection) -> None:
         if smtp.is_connected and len(self._idle) < POOL_SIZE:
             self._idle.append((smtp, time.monotonic()))
         else:
             smtp.close()
 
-    async def _reset_or_close(self, smtp: aiosmtplib.SMTP) -> None:
+    async def _reset_or_close(self, smtp: SmtpConnection) -> None:
+        if not smtp.is_connected:
+            return
         try:
-            await smtp.rset()
-        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            await smtp.reset()
+        except (SmtpError, OSError, TimeoutError):
             smtp.close()
         else:
             self._release(smtp)
@@ -154,7 +153,7 @@ class Mailer:
     async def close(self) -> None:
         idle, self._idle = self._idle, []
         for smtp, _ in idle:
-            with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+            with contextlib.suppress(SmtpError, OSError, TimeoutError):
                 await smtp.quit()
             smtp.close()
 
@@ -169,27 +168,28 @@ class Mailer:
             if reused is not None:
                 try:
                     return await self._send_on(reused, message, envelope_from)
-                except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
+                except ConnectionError:
                     pass  # the server closed it while it sat idle: a new connection below
             return await self._send_on(await self._open(target), message, envelope_from)
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            codes = [r.code for r in exc.recipients]
-            detail = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
+        except RecipientsRefused as exc:
+            codes = [reply.code for reply in exc.refused.values()]
             raise SmtpFailure(
-                f"recipients refused: {detail}",
-                code=codes[0] if codes else None,
-                permanent=bool(codes) and all(500 <= c < 600 for c in codes),
+                str(exc), code=codes[0] if codes else None, permanent=all(500 <= c < 600 for c in codes)
             ) from None
-        except aiosmtplib.SMTPResponseException as exc:
-            raise SmtpFailure(f"SMTP {exc.code} {exc.message}", code=exc.code) from None
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        except SmtpError as exc:
+            code = exc.reply.code if exc.reply is not None else None
+            raise SmtpFailure(f"SMTP {exc}", code=code) from None
+        except (OSError, TimeoutError) as exc:
             raise SmtpFailure(f"{type(exc).__name__}: {exc}") from None
 
-    async def _send_on(self, smtp: aiosmtplib.SMTP, message: ComposedMessage, envelope_from: str) -> str:
+    async def _send_on(self, smtp: SmtpConnection, message: ComposedMessage, envelope_from: str) -> str:
         try:
             # An empty envelope sender is the null reverse-path ("<>").
-            errors, reply = await smtp.sendmail(envelope_from, list(message.recipients), message.data)
-        except aiosmtplib.SMTPResponseException:
+            reply, refused = await smtp.send(envelope_from, list(message.recipients), message.data)
+        except SmtpError as exc:
+            if isinstance(exc, ConnectionError):
+                smtp.close()
+                raise
             # A refused message leaves the connection usable, once its transaction is reset.
             await self._reset_or_close(smtp)
             raise
@@ -197,9 +197,9 @@ class Mailer:
             smtp.close()
             raise
         self._release(smtp)
-        if errors:
-            log.warning("some recipients refused", refused=sorted(errors))
-        return reply
+        if refused:
+            log.warning("some recipients refused", refused=sorted(refused))
+        return str(reply)
 
 
 Render = Callable[[TemplatedEmail], OutgoingEmail]
