@@ -757,7 +757,7 @@ def _frame(frame: str) -> str:
 STACK_CATEGORIES: list[tuple[str, str]] = [
     ("e-mail: socket.getfqdn() per message (thread pool)", r"^getfqdn \(socket\.py"),
     ("e-mail: writing the MIME message (compose_message)", r"^(compose|build)_message \(caja/domain/mail"),
-    ("e-mail: SMTP send (aiosmtplib, kept-open connections)", r"^Mailer\.send \(caja/delivery/mail"),
+    ("e-mail: SMTP send (kept-open, pipelined connections)", r"^Mailer\.send \(caja/delivery/mail"),
     # Since 9b4e83d the job holds the template's values: what remains is checking and inserting it.
     ("e-mail: enqueuing the receipt (in the payment's transaction)", r"^enqueue_payment_receipt \("),
     ("e-mail: rendering the message (the e-mail job's handler)", r"^EmailTemplates\.render_email \("),
@@ -771,7 +771,10 @@ CATEGORIES: list[tuple[str, str]] = [
         "approval call to the merchant (HTTP client)",
         r"approvals\.py|delivery/http\.py|aiohttp|yarl|multidict|httpx|httpcore|h11",
     ),
-    ("e-mail: other (the e-mail job's handler)", r"aiosmtplib|delivery/mail\.py|email/|jinja2"),
+    (
+        "e-mail: other (the e-mail job's handler)",
+        r"aiosmtplib|delivery/mail\.py|delivery/smtp_client\.py|email/|jinja2",
+    ),
     ("dispatcher (claiming, recording jobs)", r"dispatcher\.py|store/jobs\.py|store/deliveries\.py"),
     (
         "database: driver and engine (sqlite3 or asyncpg; C, GIL released), commits",
