@@ -206,6 +206,19 @@ async def test_refused_recipients(pipelining: bool) -> None:
     assert [m[1] for m in script.messages] == [["si@example.com"], ["otro@example.com"]]
 
 
+async def test_a_message_without_recipients_is_refused_before_anything_is_sent() -> None:
+    script = Script(pipelining=True)
+    server, port = await _serve(script)
+    try:
+        connection = await _open(port)
+        with pytest.raises(SmtpError, match="at least one recipient"):
+            await connection.send("pagos@caja.test", [], MESSAGE)
+        await connection.send("pagos@caja.test", ["cliente@example.com"], MESSAGE)
+    finally:
+        server.close()
+    assert [m[1] for m in script.messages] == [["cliente@example.com"]]
+
+
 @pytest.mark.parametrize("auth_line", ["AUTH LOGIN", "AUTH=LOGIN", "AUTH CRAM-MD5", "AUTH PLAIN"])
 async def test_each_auth_mechanism_logs_in(auth_line: str) -> None:
     script = Script(pipelining=True, auth_line=auth_line)

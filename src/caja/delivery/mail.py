@@ -174,7 +174,9 @@ class Mailer:
         except RecipientsRefused as exc:
             codes = [reply.code for reply in exc.refused.values()]
             raise SmtpFailure(
-                str(exc), code=codes[0] if codes else None, permanent=all(500 <= c < 600 for c in codes)
+                str(exc),
+                code=codes[0] if codes else None,
+                permanent=bool(codes) and all(500 <= c < 600 for c in codes),
             ) from None
         except SmtpError as exc:
             code = exc.reply.code if exc.reply is not None else None

@@ -263,6 +263,8 @@ class SmtpConnection:
         """One message: the server's final reply, and the recipients it refused (if some were
         accepted). Raises ``RecipientsRefused`` if none was, ``SmtpError`` on any other refusal;
         after a refusal the connection is reusable once ``reset``."""
+        if not recipients:
+            raise SmtpError("a message needs at least one recipient")
         options = ""
         if not _all_ascii(sender, *recipients):
             if not self.supports("smtputf8"):
