@@ -206,13 +206,18 @@ async def test_refused_recipients(pipelining: bool) -> None:
     assert [m[1] for m in script.messages] == [["si@example.com"], ["otro@example.com"]]
 
 
-async def test_a_message_without_recipients_is_refused_before_anything_is_sent() -> None:
+async def test_no_recipient_or_a_broken_address_is_refused_before_anything_is_sent() -> None:
     script = Script(pipelining=True)
     server, port = await _serve(script)
     try:
         connection = await _open(port)
-        with pytest.raises(SmtpError, match="at least one recipient"):
+        with pytest.raises(SmtpError, match="at least one recipient") as empty:
             await connection.send("pagos@caja.test", [], MESSAGE)
+        assert empty.value.permanent
+        for address in ("a@x.mx>\r\nRCPT TO:<otro@example.com", "a@x.mx\nDATA"):
+            with pytest.raises(SmtpError, match="not a usable e-mail address") as injected:
+                await connection.send("pagos@caja.test", [address], MESSAGE)
+            assert injected.value.permanent
         await connection.send("pagos@caja.test", ["cliente@example.com"], MESSAGE)
     finally:
         server.close()

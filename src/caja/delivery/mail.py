@@ -180,7 +180,7 @@ class Mailer:
             ) from None
         except SmtpError as exc:
             code = exc.reply.code if exc.reply is not None else None
-            raise SmtpFailure(f"SMTP {exc}", code=code) from None
+            raise SmtpFailure(f"SMTP {exc}", code=code, permanent=exc.permanent) from None
         except (OSError, TimeoutError) as exc:
             raise SmtpFailure(f"{type(exc).__name__}: {exc}") from None
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 MAX_REPLY_BYTES = 64 * 1024
 # A recipient accepted: "250 OK", or "251 User not local; will forward".
 _ACCEPTED = (250, 251)
+_NOT_IN_ADDRESSES = frozenset("\r\n<>\0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +41,13 @@ class Reply:
 
 
 class SmtpError(Exception):
-    """Something the exchange with the server went wrong on; ``reply``: the server's, if any."""
+    """Something the exchange with the server went wrong on; ``reply``: the server's, if any.
+    ``permanent``: the message itself is at fault, so sending it again cannot help."""
 
-    def __init__(self, message: str, reply: Reply | None = None) -> None:
+    def __init__(self, message: str, reply: Reply | None = None, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.reply = reply
+        self.permanent = permanent
 
 
 class SmtpDisconnected(SmtpError, ConnectionError):
@@ -264,7 +267,12 @@ class SmtpConnection:
         accepted). Raises ``RecipientsRefused`` if none was, ``SmtpError`` on any other refusal;
         after a refusal the connection is reusable once ``reset``."""
         if not recipients:
-            raise SmtpError("a message needs at least one recipient")
+            raise SmtpError("a message needs at least one recipient", permanent=True)
+        for address in (sender, *recipients):
+            # Written into the command line as it is: a line break would start a command of its
+            # own, an angle bracket end the path early.
+            if any(c in address for c in _NOT_IN_ADDRESSES):
+                raise SmtpError(f"not a usable e-mail address: {address!r}", permanent=True)
         options = ""
         if not _all_ascii(sender, *recipients):
             if not self.supports("smtputf8"):
