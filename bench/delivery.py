@@ -13,10 +13,10 @@ to core 1), with every Caja process pinned to core 0:
 
 for SQLite with the dispatcher inside ``caja serve``, and for PostgreSQL with ``caja serve
 --no-dispatcher`` and 1 and 3 ``caja worker`` processes. The peer, measured in the same run, is
-a bare client loop (``delivery_peer.py``, on core 0 too, with the HTTP library Caja's dispatcher
-uses: httpx or aiohttp) posting bodies and headers of the same size to the same receiver with the
-same concurrency: what one process can push through that library with nothing else to do. Caja's
-deliveries/s are reported as a ratio of it.
+a bare client loop (``delivery_peer.py``, on core 0 too, with the HTTP client Caja's dispatcher
+uses: its own, or httpx or aiohttp in revisions before it) posting bodies and headers of the
+same size to the same receiver with the same concurrency: what one process can push through that
+client with nothing else to do. Caja's deliveries/s are reported as a ratio of it.
 
 Writes ``bench/results/delivery-*.json`` (and ``delivery-latest.json``); ``--write-docs`` renders
 the "Webhook deliveries" section of ``docs/performance.md`` from it (a marked block; the
@@ -703,6 +703,8 @@ def caja_http_client() -> str:
     """The HTTP client library Caja's dispatcher posts with (the peer uses the same one)."""
     import caja.delivery.http as caja_http
 
+    if hasattr(caja_http, "HttpClient"):
+        return "caja"
     return "aiohttp" if hasattr(caja_http, "aiohttp") else "httpx"
 
 
