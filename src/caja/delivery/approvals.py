@@ -200,7 +200,7 @@ class ApprovalClient:
     ) -> None:
         now_ms = self._clock.now_ms()
         for target, result, exchange in results:
-            job_id = ids.new_id(JOB_ID_PREFIX)
+            job_id = ids.new_ordered_id(JOB_ID_PREFIX)
             error = f"{result.reason.value}: {result.detail}" if isinstance(result, ApprovalFailure) else None
             started = exchange.started_at_ms if exchange is not None else now_ms
             job = NewJob(

@@ -242,7 +242,7 @@ async def _ask_lookup(
         return allowed
     now = desk.clock.now()
     lookup = CashLookup(
-        id=ids.new_id(LOOKUP_ID_PREFIX),
+        id=ids.new_ordered_id(LOOKUP_ID_PREFIX),
         network_id=network.id,
         store=store,
         reference=facts.source.reference,
@@ -489,7 +489,7 @@ async def _create_paid_order(
         custom_reference=customer.custom_reference,
     )
     order = Order(
-        id=ids.new_id(ORDER_ID_PREFIX),
+        id=ids.new_ordered_id(ORDER_ID_PREFIX),
         account_id=tenant.account_id,
         livemode=tenant.livemode,
         customer_id=customer.id,

@@ -29,7 +29,7 @@ async def create(
     ]
     source_ids = [ids.new_id(ids.PAYMENT_SOURCE) for _ in sources]
     customer = Customer(
-        id=ids.new_id(ids.CUSTOMER),
+        id=ids.new_ordered_id(ids.CUSTOMER),
         account_id=tenant.account_id,
         livemode=tenant.livemode,
         name=request.name,

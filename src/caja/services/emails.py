@@ -58,7 +58,7 @@ class WithdrawalNotice:
 async def enqueue(tx: UnitOfWork, tenant: Tenant, now_ms: int, email: TemplatedEmail) -> str:
     """Add an ``email`` job to the caller's transaction; it is sent once that commits. Its id."""
     job = NewJob(
-        id=ids.new_id(EMAIL_JOB_PREFIX),
+        id=ids.new_ordered_id(EMAIL_JOB_PREFIX),
         kind=JobKind.EMAIL.value,
         account_id=tenant.account_id,
         livemode=tenant.livemode,
@@ -133,7 +133,7 @@ async def catch(
     async with uow(write=True, notify=False) as tx:
         owner = await tx.caught_emails.owner_of_job(parsed.job_id) if parsed.job_id else None
         email = CaughtEmail(
-            id=ids.new_id(CAUGHT_EMAIL_PREFIX),
+            id=ids.new_ordered_id(CAUGHT_EMAIL_PREFIX),
             received_at=clock.now(),
             mail_from=mail_from,
             recipients=tuple(recipients),

@@ -41,7 +41,7 @@ def _tenant_filter(tenant: Tenant) -> sa.ColumnElement[bool]:
 def delivery_job(event: Event, webhook_id: str, url: str, run_at: int) -> NewJob:
     """One delivery of ``event`` to one webhook: the dispatcher POSTs ``payload["body"]`` to its URL."""
     return NewJob(
-        id=ids.new_id(JOB_ID_PREFIX),
+        id=ids.new_ordered_id(JOB_ID_PREFIX),
         kind=JobKind.WEBHOOK.value,
         account_id=event.tenant.account_id,
         livemode=event.tenant.livemode,
