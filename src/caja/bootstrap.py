@@ -120,7 +120,9 @@ class Container:
             )
         if not self.database.is_sqlite and self.wakeups is None:
             # Other processes' dispatchers (caja worker) hear of jobs this one commits at once.
-            self.wakeups = PgWakeups(self.database.url)
+            # Background jobs (receipts) alone notify no one: every dispatcher polls them in bulk.
+            quiet = self.handlers.background_kinds if self.handlers is not None else frozenset()
+            self.wakeups = PgWakeups(self.database.url, quiet_kinds=quiet)
             self.uow.add_commit_listener(self.wakeups.notify_soon)
         if delivery.dispatcher and self.dispatcher is None:
             lane = None
