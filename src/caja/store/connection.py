@@ -72,3 +72,8 @@ class LoopConnection:
 def json_dumps(value: Any) -> str:
     """JSON columns are written with orjson: several times faster than the standard library."""
     return orjson.dumps(value).decode()
+
+
+def json_loads(text: str | bytes) -> Any:
+    """And read back with it: what Caja stores in them is standard JSON (no NaN, no huge integers)."""
+    return orjson.loads(text)

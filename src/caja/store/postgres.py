@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.util import greenlet_spawn
 
 from caja.domain.errors import ServiceUnavailableError
-from caja.store.connection import json_dumps
+from caja.store.connection import json_dumps, json_loads
 from caja.store.prepared import Prepared, Rows
 
 # asyncpg's names for the isolation levels of ``Connection.transaction``.
@@ -44,6 +44,7 @@ class PostgresBackend:
             max_overflow=0,
             pool_timeout=pool_timeout,
             json_serializer=json_dumps,
+            json_deserializer=json_loads,
         )
 
     def write_unit(self, *, durable: bool = True, prompt: bool = False) -> PgUnit:

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy import event
 
-from caja.store.connection import LoopConnection, json_dumps
+from caja.store.connection import LoopConnection, json_dumps, json_loads
 from caja.store.wal_sync import WalSyncer
 
 log = structlog.get_logger("caja.store.sqlite")
@@ -71,6 +71,7 @@ def sqlite_engine(url: str) -> sa.Engine:
         url,
         poolclass=sa.NullPool,
         json_serializer=json_dumps,
+        json_deserializer=json_loads,
         connect_args={"check_same_thread": False, "isolation_level": None},
     )
 
