@@ -1322,10 +1322,10 @@ def speeds_markdown(data: dict) -> list[str]:
         at_burst = result["measured"].get(f"p{STORES}{BURST_TAG}-payment")
         if at_burst and at_burst.get("caja_ms"):
             line += (
-                f"At half of the burst rate ({at_burst['offered_per_s']:,.0f}/s offered, the load point of "
-                "sessions before 16, more than the server sustains once every receipt goes out), Caja's own "
-                f"p99 per payment was {at_burst['caja_ms']['p99']:,.2f} ms with its core "
-                f"{at_burst['cpu']['caja_pct']:.0f}% busy."
+                f"At half of the burst rate ({at_burst['offered_per_s']:,.0f}/s offered, "
+                f"{at_burst['offered_per_s'] / sustained:.0%} of the sustained rate: the load point of "
+                f"sessions before 16), Caja's own p99 per payment was {at_burst['caja_ms']['p99']:,.2f} ms "
+                f"with its core {at_burst['cpu']['caja_pct']:.0f}% busy."
             )
         out.append(line)
     return ["", *out] if out else []
