@@ -321,3 +321,18 @@ async def test_https_with_a_trusted_certificate_and_not_without(serve, tmp_path:
     assert exchange.status is None and exchange.error is not None
     assert "CERTIFICATE_VERIFY_FAILED" in exchange.error
     assert len(server.requests) == 2
+
+
+async def test_a_connection_whose_exchange_outlives_the_client_is_closed_not_kept(serve) -> None:
+    async def slow(transport: asyncio.Transport) -> None:
+        await asyncio.sleep(0.05)
+        transport.write(answer())
+
+    server = await serve(lambda r: slow)
+    client = HttpClient(max_connections=1)
+    pending = asyncio.ensure_future(client.post(server.url(), b"{}", {}, read_limit=64))
+    await asyncio.sleep(0.01)
+    await client.close()
+    assert (await pending).status == 200
+    await asyncio.sleep(0.05)
+    assert server.open_now == 0
