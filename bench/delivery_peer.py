@@ -17,10 +17,65 @@ import argparse
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
 import uvloop
+
+# One POST of the i-th copy: its status, or None when the client reported a failure.
+Post = Callable[[int], Awaitable[int | None]]
+
+
+async def drive(client: str, post: Post, requests: int, concurrency: int) -> dict:
+    """``requests`` POSTs, ``concurrency`` at a time: what was answered and how fast."""
+    statuses: dict[int, int] = {}
+    errors = 0
+    next_index = 0
+
+    async def loop() -> None:
+        nonlocal next_index, errors
+        while next_index < requests:
+            i = next_index
+            next_index += 1
+            status = await post(i)
+            if status is None:
+                errors += 1
+            else:
+                statuses[status] = statuses.get(status, 0) + 1
+
+    started = time.monotonic()
+    await asyncio.gather(*(loop() for _ in range(concurrency)))
+    took = time.monotonic() - started
+    return {
+        "client": client,
+        "requests": requests,
+        "seconds": round(took, 3),
+        "rps": round(requests / took, 1),
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "errors": errors,
+    }
+
+
+def numbered(headers: dict[str, str], i: int) -> dict[str, str]:
+    return {**headers, "webhook-id": f"peer_{i:08d}"}
+
+
+async def run_caja(url: str, requests: int, concurrency: int, body: bytes, headers: dict[str, str]) -> dict:
+    from caja.delivery.http_client import HttpClient, HttpError
+
+    client = HttpClient(max_connections=concurrency + 8)
+
+    async def post(i: int) -> int | None:
+        try:
+            return (await client.post(url, body, numbered(headers, i), read_limit=64 * 1024)).status
+        except (HttpError, OSError):
+            return None
+
+    try:
+        return await drive("caja", post, requests, concurrency)
+    finally:
+        await client.close()
 
 
 async def run_aiohttp(
@@ -28,113 +83,36 @@ async def run_aiohttp(
 ) -> dict:
     import aiohttp
 
-    statuses: dict[int, int] = {}
-    errors = 0
-    next_index = 0
     connector = aiohttp.TCPConnector(limit=concurrency + 8, limit_per_host=0)
     async with aiohttp.ClientSession(
         connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
     ) as session:
 
-        async def loop() -> None:
-            nonlocal next_index, errors
-            while next_index < requests:
-                i = next_index
-                next_index += 1
-                try:
-                    async with session.post(
-                        url,
-                        data=body,
-                        headers={**headers, "webhook-id": f"peer_{i:08d}"},
-                        allow_redirects=False,
-                    ) as answer:
-                        await answer.read()
-                except aiohttp.ClientError:
-                    errors += 1
-                    continue
-                statuses[answer.status] = statuses.get(answer.status, 0) + 1
-
-        started = time.monotonic()
-        await asyncio.gather(*(loop() for _ in range(concurrency)))
-        took = time.monotonic() - started
-    return {
-        "client": "aiohttp",
-        "requests": requests,
-        "seconds": round(took, 3),
-        "rps": round(requests / took, 1),
-        "statuses": {str(k): v for k, v in sorted(statuses.items())},
-        "errors": errors,
-    }
-
-
-async def run_caja(url: str, requests: int, concurrency: int, body: bytes, headers: dict[str, str]) -> dict:
-    from caja.delivery.http_client import HttpClient, HttpError
-
-    statuses: dict[int, int] = {}
-    errors = 0
-    next_index = 0
-    client = HttpClient(max_connections=concurrency + 8)
-
-    async def loop() -> None:
-        nonlocal next_index, errors
-        while next_index < requests:
-            i = next_index
-            next_index += 1
+        async def post(i: int) -> int | None:
             try:
-                answer = await client.post(
-                    url, body, {**headers, "webhook-id": f"peer_{i:08d}"}, read_limit=64 * 1024
-                )
-            except (HttpError, OSError):
-                errors += 1
-                continue
-            statuses[answer.status] = statuses.get(answer.status, 0) + 1
+                async with session.post(
+                    url, data=body, headers=numbered(headers, i), allow_redirects=False
+                ) as answer:
+                    await answer.read()
+                    return answer.status
+            except aiohttp.ClientError:
+                return None
 
-    started = time.monotonic()
-    await asyncio.gather(*(loop() for _ in range(concurrency)))
-    took = time.monotonic() - started
-    await client.close()
-    return {
-        "client": "caja",
-        "requests": requests,
-        "seconds": round(took, 3),
-        "rps": round(requests / took, 1),
-        "statuses": {str(k): v for k, v in sorted(statuses.items())},
-        "errors": errors,
-    }
+        return await drive("aiohttp", post, requests, concurrency)
 
 
-async def run(url: str, requests: int, concurrency: int, body: bytes, headers: dict[str, str]) -> dict:
+async def run_httpx(url: str, requests: int, concurrency: int, body: bytes, headers: dict[str, str]) -> dict:
     limits = httpx.Limits(max_connections=concurrency + 8, max_keepalive_connections=concurrency + 8)
-    statuses: dict[int, int] = {}
-    errors = 0
-    next_index = 0
     async with httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False) as client:
 
-        async def loop() -> None:
-            nonlocal next_index, errors
-            while next_index < requests:
-                i = next_index
-                next_index += 1
-                try:
-                    answer = await client.post(
-                        url, content=body, headers={**headers, "webhook-id": f"peer_{i:08d}"}, timeout=10.0
-                    )
-                except httpx.HTTPError:
-                    errors += 1
-                    continue
-                statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
+        async def post(i: int) -> int | None:
+            try:
+                answer = await client.post(url, content=body, headers=numbered(headers, i), timeout=10.0)
+            except httpx.HTTPError:
+                return None
+            return answer.status_code
 
-        started = time.monotonic()
-        await asyncio.gather(*(loop() for _ in range(concurrency)))
-        took = time.monotonic() - started
-    return {
-        "client": "httpx",
-        "requests": requests,
-        "seconds": round(took, 3),
-        "rps": round(requests / took, 1),
-        "statuses": {str(k): v for k, v in sorted(statuses.items())},
-        "errors": errors,
-    }
+        return await drive("httpx", post, requests, concurrency)
 
 
 def main() -> None:
@@ -150,7 +128,7 @@ def main() -> None:
     args = parser.parse_args()
     body = args.body_file.read_bytes()
     headers = json.loads(args.headers_file.read_text())
-    runner = {"caja": run_caja, "aiohttp": run_aiohttp, "httpx": run}[args.client]
+    runner = {"caja": run_caja, "aiohttp": run_aiohttp, "httpx": run_httpx}[args.client]
     result = uvloop.run(runner(args.url, args.requests, args.concurrency, body, headers))
     print("PEER_JSON " + json.dumps(result), flush=True)
 

@@ -171,6 +171,14 @@ async def test_a_body_ended_by_closing_the_connection_is_whole_and_the_connectio
     assert server.connections == 2
 
 
+def _answer_after(seconds: float) -> Callable[[asyncio.Transport], object]:
+    async def write(transport: asyncio.Transport) -> None:
+        await asyncio.sleep(seconds)
+        transport.write(answer())
+
+    return write
+
+
 def _then_close(data: bytes) -> Callable[[asyncio.Transport], object]:
     async def write(transport: asyncio.Transport) -> None:
         transport.write(data)
@@ -253,11 +261,7 @@ async def test_an_answer_that_is_not_http_fails_the_exchange(serve) -> None:
 
 
 async def test_at_most_max_connections_are_open_at_once(serve) -> None:
-    async def slow(transport: asyncio.Transport) -> None:
-        await asyncio.sleep(0.02)
-        transport.write(answer())
-
-    server = await serve(lambda r: slow)
+    server = await serve(lambda r: _answer_after(0.02))
     client = HttpClient(max_connections=2)
     responses = await asyncio.gather(*(client.post(server.url(), b"{}", {}, read_limit=64) for _ in range(8)))
     await client.close()
@@ -324,11 +328,7 @@ async def test_https_with_a_trusted_certificate_and_not_without(serve, tmp_path:
 
 
 async def test_a_connection_whose_exchange_outlives_the_client_is_closed_not_kept(serve) -> None:
-    async def slow(transport: asyncio.Transport) -> None:
-        await asyncio.sleep(0.05)
-        transport.write(answer())
-
-    server = await serve(lambda r: slow)
+    server = await serve(lambda r: _answer_after(0.05))
     client = HttpClient(max_connections=1)
     pending = asyncio.ensure_future(client.post(server.url(), b"{}", {}, read_limit=64))
     await asyncio.sleep(0.01)
