@@ -320,6 +320,11 @@ async def test_stop_hands_back_running_jobs(world: World, receiver: Receiver) ->
 async def test_two_dispatchers_on_one_database_deliver_each_job_once(
     world: World, receiver: Receiver
 ) -> None:
+    # Answers slower than a poll interval and than a "fast" endpoint: one dispatcher cannot take
+    # and finish all 200 before the other's next poll finds the rest (with instant answers it
+    # could, as the other's first claim may skip every row the first one had locked).
+    for i in range(4):
+        receiver.on(f"/many/{i}", always(Reply(200, delay=0.15)))
     hooks = [await world.webhook(receiver.url(f"/many/{i}")) for i in range(4)]
     jobs = [world.job(hooks[i % 4]) for i in range(200)]
     first, second = world.dispatcher(), world.dispatcher()
