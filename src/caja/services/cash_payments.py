@@ -48,6 +48,8 @@ from caja.domain.payment_sources import PaymentSource
 from caja.domain.representations import charge_json, inbound_payment_json, order_json
 from caja.domain.tenancy import Tenant
 from caja.services import emails
+from caja.store.jobs import NewJob
+from caja.store.payment_writes import PaidPayment, PaymentWrite
 from caja.store.uow import UnitOfWork, UnitOfWorkFactory
 
 ORDER_ID_PREFIX = "ord_"
@@ -430,57 +432,40 @@ async def _commit_payment(
         # What may have changed while the merchant was asked: the reference, its customer, the lookup.
         source, customer, merchant_name = await tx.cash_payments.reference_parties(request.reference)
         failure = check_reference(source, customer, now)
-        if failure is None and not await tx.cash_payments.use_lookup(found.id, charge_id):
+        if failure is None:
+            assert source is not None and customer is not None
+            for _ in range(MAX_AUTH_CODE_DRAWS):
+                parties = (source, customer, merchant_name)
+                paid = _paid_payment(desk, tenant, network, request, found, parties, charge_id, fee, now)
+                written = await tx.payment_writes.write(paid)
+                if written is not PaymentWrite.AUTH_CODE_TAKEN:
+                    break
+            else:
+                raise InternalError.general()
+            if written is PaymentWrite.ANSWER_EXISTS:
+                raise _AnswerExists
+            if written is PaymentWrite.WRITTEN:
+                return PaymentOutcome(paid.answer.result, paid.charge.id)
             failure = FailureCode.ALREADY_PAID
-        if failure is not None:
-            body = _declined_payment_json(request, failure)
-            await _record(tx, network, request, "declined", body, None, now)
-            return PaymentOutcome(body)
-        assert source is not None and customer is not None
-        order, charge = await _create_paid_order(
-            tx, tenant, network, request, source, customer, charge_id, fee, now, desk.base_url
-        )
-        body = _payment_json(
-            request,
-            status="paid",
-            authorization_code=str(charge.payment_method.auth_code),
-            paid_at=now,
-            fee=fee,
-        )
-        await _record(tx, network, request, "paid", body, charge.id, now)
-        if customer.email:
-            await emails.enqueue_payment_receipt(
-                tx,
-                tenant,
-                desk.clock.now_ms(),
-                emails.PaymentReceipt(
-                    to=customer.email,
-                    merchant_name=merchant_name or "",
-                    amount=request.amount,
-                    reference=request.reference,
-                    store=request.store,
-                    paid_at=now,
-                    authorization_code=str(charge.payment_method.auth_code),
-                    customer_name=customer.name,
-                    order_id=order.id,
-                ),
-            )
-    return PaymentOutcome(body, charge.id)
+        body = _declined_payment_json(request, failure)
+        await _record(tx, network, request, "declined", body, None, now)
+        return PaymentOutcome(body)
 
 
-async def _create_paid_order(
-    tx: UnitOfWork,
+def _paid_payment(
+    desk: CashDesk,
     tenant: Tenant,
     network: Network,
     request: PaymentRequest,
-    source: PaymentSource,
-    customer: Customer,
+    found: CashLookup,
+    parties: tuple[PaymentSource, Customer, str | None],
     charge_id: str,
     fee: int,
     now: int,
-    base_url: str,
-) -> tuple[Order, Charge]:
-    """The order and its charge, born pending and paid in the same transaction, with their four events."""
+) -> PaidPayment:
+    """What a paid payment writes, with a newly drawn auth code: the order and its charge, born
+    pending and paid at once, their four events, the store's answer and the payer's receipt."""
+    source, customer, merchant_name = parties
     payer = PayerDetails(
         name=customer.name,
         email=customer.email,
@@ -501,59 +486,75 @@ async def _create_paid_order(
         created_at=now,
         updated_at=now,
     )
-    created: tuple[Charge, Charge] | None = None
-    for _ in range(MAX_AUTH_CODE_DRAWS):
-        pending = Charge(
-            id=charge_id,
-            account_id=tenant.account_id,
-            livemode=tenant.livemode,
-            order_id=order.id,
-            customer_id=customer.id,
-            payment_source_id=source.id,
-            network_id=network.id,
-            amount=request.amount,
-            fee=fee,
-            currency=CURRENCY,
-            status=ChargeStatus.PENDING_PAYMENT,
-            payment_method=CashPaymentMethod(
-                reference=source.reference,
-                expires_at=source.expires_at,
-                store_name=request.store,
-                store=None,
-                cashier_id=request.cashier,
-                auth_code=new_auth_code(),
-            ),
-            payer=payer,
-            created_at=now,
-            updated_at=now,
-        )
-        paid = pending.moved_to(ChargeStatus.PAID, now)
-        if await tx.orders.insert_charge_if_unique(paid):
-            created = (pending, paid)
-            break
-    if created is None:
-        raise InternalError.general()
-    pending, paid_charge = created
+    pending = Charge(
+        id=charge_id,
+        account_id=tenant.account_id,
+        livemode=tenant.livemode,
+        order_id=order.id,
+        customer_id=customer.id,
+        payment_source_id=source.id,
+        network_id=network.id,
+        amount=request.amount,
+        fee=fee,
+        currency=CURRENCY,
+        status=ChargeStatus.PENDING_PAYMENT,
+        payment_method=CashPaymentMethod(
+            reference=source.reference,
+            expires_at=source.expires_at,
+            store_name=request.store,
+            store=None,
+            cashier_id=request.cashier,
+            auth_code=new_auth_code(),
+        ),
+        payer=payer,
+        created_at=now,
+        updated_at=now,
+    )
+    paid_charge = pending.moved_to(ChargeStatus.PAID, now)
     pending_order = order.with_charges((pending,))
     paid_order = order.moved_to(OrderPaymentStatus.PAID, now).with_charges((paid_charge,))
-    await tx.orders.insert_order(paid_order)
-    tx.events.add(new_event(tenant, "order.created", order_json(pending_order, base_url), now))
-    tx.events.add(new_event(tenant, "charge.created", charge_json(pending, base_url), now))
-    tx.events.add(
+    base_url = desk.base_url
+    events = (
+        new_event(tenant, "order.created", order_json(pending_order, base_url), now),
+        new_event(tenant, "charge.created", charge_json(pending, base_url), now),
         new_event(
             tenant, "charge.paid", charge_json(paid_charge, base_url), now, {"status": pending.status.value}
-        )
-    )
-    tx.events.add(
+        ),
         new_event(
             tenant,
             "order.paid",
             order_json(paid_order, base_url),
             now,
             {"payment_status": OrderPaymentStatus.PENDING_PAYMENT.value},
-        )
+        ),
     )
-    return paid_order, paid_charge
+    auth_code = str(paid_charge.payment_method.auth_code)
+    body = _payment_json(request, status="paid", authorization_code=auth_code, paid_at=now, fee=fee)
+    receipts: tuple[NewJob, ...] = ()
+    if customer.email:
+        receipt = emails.PaymentReceipt(
+            to=customer.email,
+            merchant_name=merchant_name or "",
+            amount=request.amount,
+            reference=request.reference,
+            store=request.store,
+            paid_at=now,
+            authorization_code=auth_code,
+            customer_name=customer.name,
+            order_id=order.id,
+        )
+        receipts = (emails.payment_receipt_job(tenant, desk.clock.now_ms(), receipt),)
+    answer = StoreTransaction(
+        network_id=network.id,
+        transaction_id=request.transaction_id,
+        reference=request.reference,
+        amount=request.amount,
+        status="paid",
+        result=body,
+        charge_id=paid_charge.id,
+        created_at=now,
+    )
+    return PaidPayment(found.id, paid_charge, paid_order, answer, events, receipts)
 
 
 async def _reverse_charge(tx: UnitOfWork, charge: Charge, now: int, base_url: str) -> Charge:

@@ -57,7 +57,14 @@ class WithdrawalNotice:
 
 async def enqueue(tx: UnitOfWork, tenant: Tenant, now_ms: int, email: TemplatedEmail) -> str:
     """Add an ``email`` job to the caller's transaction; it is sent once that commits. Its id."""
-    job = NewJob(
+    job = email_job(tenant, now_ms, email)
+    await tx.jobs.enqueue(job)
+    return job.id
+
+
+def email_job(tenant: Tenant, now_ms: int, email: TemplatedEmail) -> NewJob:
+    """The ``email`` job that sends this message, due now."""
+    return NewJob(
         id=ids.new_ordered_id(EMAIL_JOB_PREFIX),
         kind=JobKind.EMAIL.value,
         account_id=tenant.account_id,
@@ -66,13 +73,17 @@ async def enqueue(tx: UnitOfWork, tenant: Tenant, now_ms: int, email: TemplatedE
         run_at=now_ms,
         created_at=now_ms,
     )
-    await tx.jobs.enqueue(job)
-    return job.id
 
 
 async def enqueue_payment_receipt(
     tx: UnitOfWork, tenant: Tenant, now_ms: int, receipt: PaymentReceipt
 ) -> str:
+    job = payment_receipt_job(tenant, now_ms, receipt)
+    await tx.jobs.enqueue(job)
+    return job.id
+
+
+def payment_receipt_job(tenant: Tenant, now_ms: int, receipt: PaymentReceipt) -> NewJob:
     email = templated(
         PAYMENT_RECEIPT,
         [receipt.to],
@@ -87,7 +98,7 @@ async def enqueue_payment_receipt(
             "order_id": receipt.order_id,
         },
     )
-    return await enqueue(tx, tenant, now_ms, email)
+    return email_job(tenant, now_ms, email)
 
 
 async def enqueue_withdrawal_reference(

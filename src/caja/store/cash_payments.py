@@ -50,10 +50,14 @@ _LATEST_OPEN_LOOKUP = Prepared(
     .order_by(cash_lookups.c.seq.desc())
     .limit(1)
 )
-# Claims a lookup for one charge; no row back means another payment used it first.
+# Claims a lookup for one charge; no row back means another payment used it first. The same
+# charge may claim it again: a payment that drew a taken auth code tries once more.
 _USE_LOOKUP = Prepared(
     cash_lookups.update()
-    .where(cash_lookups.c.id == sa.bindparam("lookup_id"), cash_lookups.c.charge_id.is_(None))
+    .where(
+        cash_lookups.c.id == sa.bindparam("lookup_id"),
+        sa.or_(cash_lookups.c.charge_id.is_(None), cash_lookups.c.charge_id == sa.bindparam("charge_id")),
+    )
     .values(charge_id=sa.bindparam("charge_id"))
     .returning(cash_lookups.c.id)
 )
@@ -132,18 +136,22 @@ class CashPaymentRepository:
         ON CONFLICT DO NOTHING waits, on PostgreSQL, for a concurrent insert of the same key to
         commit or roll back, so exactly one of two racing payments records its answer.
         """
-        columns = {
-            "network_id": record.network_id,
-            "transaction_id": record.transaction_id,
-            "reference": record.reference,
-            "amount": record.amount,
-            "status": record.status,
-            "result": record.result,
-            "charge_id": record.charge_id,
-            "created_at": record.created_at,
-        }
-        result = await self._conn.run(_INSERT_TRANSACTION[self._conn.dialect.name], columns)
+        statement = _INSERT_TRANSACTION[self._conn.dialect.name]
+        result = await self._conn.run(statement, transaction_columns(record))
         return result.first() is not None
+
+
+def transaction_columns(record: StoreTransaction) -> dict[str, Any]:
+    return {
+        "network_id": record.network_id,
+        "transaction_id": record.transaction_id,
+        "reference": record.reference,
+        "amount": record.amount,
+        "status": record.status,
+        "result": record.result,
+        "charge_id": record.charge_id,
+        "created_at": record.created_at,
+    }
 
 
 def _lookup_columns(lookup: CashLookup) -> dict[str, Any]:

@@ -9,7 +9,7 @@ committed, and it sends it at least once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -68,31 +68,16 @@ class EventRepository:
         if not self._pending:
             return
         pending, self._pending = self._pending, []
-        await self._conn.run(_INSERT, [_row(event) for event in pending])
-        await self._fan_out(pending)
+        await self._conn.run(_INSERT, [event_columns(event) for event in pending])
+        await self._jobs.enqueue(*deliveries_of(pending, await self.webhooks_of(pending)))
 
-    async def _fan_out(self, pending: list[Event]) -> None:
-        """One query per tenant (usually one) for its webhooks (at most ten), then one insert."""
-        webhooks_of: dict[Tenant, Sequence[sa.Row[Any]]] = {}
+    async def webhooks_of(self, pending: Iterable[Event]) -> dict[Tenant, Sequence[Any]]:
+        """The webhooks that may receive these events: one query per tenant (usually one)."""
+        webhooks: dict[Tenant, Sequence[Any]] = {}
         for tenant in dict.fromkeys(event.tenant for event in pending):
             params = {"account_id": tenant.account_id, "livemode": tenant.livemode}
-            webhooks_of[tenant] = (await self._conn.run(_FANOUT, params)).all()
-        deliveries: list[NewJob] = []
-        for event in pending:
-            for hook in webhooks_of[event.tenant]:
-                if event.webhook_ids is not None:
-                    wanted = hook.id in event.webhook_ids
-                else:
-                    wanted = receives_ordinary_events(
-                        active=bool(hook.active),
-                        deleted=False,
-                        status=hook.status,
-                        synchronous=bool(hook.synchronous),
-                    ) and is_subscribed(hook.subscribed_events or (), event.type)
-                if wanted:
-                    # Due at the event's own time, which the service took from its clock.
-                    deliveries.append(delivery_job(event, hook.id, hook.url, event.created_at * 1000))
-        await self._jobs.enqueue(*deliveries)
+            webhooks[tenant] = (await self._conn.run(_FANOUT, params)).all()
+        return webhooks
 
     async def enqueue_deliveries(self, event: Event, targets: dict[str, str], run_at: int) -> list[str]:
         """New deliveries of an existing event to ``{webhook id: url}`` (a resend); their job ids."""
@@ -192,7 +177,27 @@ class EventRepository:
         return {row.job_id: row.response_body for row in (await self._conn.execute(query)).all()}
 
 
-def _row(event: Event) -> dict[str, Any]:
+def deliveries_of(pending: Iterable[Event], webhooks: Mapping[Tenant, Sequence[Any]]) -> list[NewJob]:
+    """The fan-out: one delivery job per event and per webhook (of ``webhooks_of``) that should get it."""
+    deliveries: list[NewJob] = []
+    for event in pending:
+        for hook in webhooks[event.tenant]:
+            if event.webhook_ids is not None:
+                wanted = hook.id in event.webhook_ids
+            else:
+                wanted = receives_ordinary_events(
+                    active=bool(hook.active),
+                    deleted=False,
+                    status=hook.status,
+                    synchronous=bool(hook.synchronous),
+                ) and is_subscribed(hook.subscribed_events or (), event.type)
+            if wanted:
+                # Due at the event's own time, which the service took from its clock.
+                deliveries.append(delivery_job(event, hook.id, hook.url, event.created_at * 1000))
+    return deliveries
+
+
+def event_columns(event: Event) -> dict[str, Any]:
     return {
         "id": event.id,
         "account_id": event.tenant.account_id,

@@ -11,7 +11,7 @@ and nothing being marked done before its attempt was recorded, makes delivery at
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,6 +194,10 @@ class JobRepository:
     async def enqueue(self, *new_jobs: NewJob) -> None:
         """Add jobs; once the unit commits, dispatchers are woken to run the due ones."""
         await self._insert(new_jobs)
+        self.note_enqueued(new_jobs)
+
+    def note_enqueued(self, new_jobs: Iterable[NewJob]) -> None:
+        """Jobs another statement of this unit inserted: the commit wakes dispatchers for them too."""
         self.enqueued_kinds.update(job.kind for job in new_jobs)
 
     async def log_finished(self, *finished: NewJob) -> None:
@@ -203,29 +207,7 @@ class JobRepository:
     async def _insert(self, new_jobs: tuple[NewJob, ...]) -> None:
         if not new_jobs:
             return
-        rows = [
-            {
-                "id": j.id,
-                "kind": j.kind,
-                "account_id": j.account_id,
-                "livemode": j.livemode,
-                "event_id": j.event_id,
-                "webhook_id": j.webhook_id,
-                "payload": j.payload,
-                "status": j.status.value,
-                "attempts": j.attempts,
-                "run_at": j.run_at,
-                "lease_until": None,
-                "worker": None,
-                "last_status": j.last_status,
-                "last_error": _truncate(j.last_error),
-                "last_attempted_at": j.last_attempted_at,
-                "created_at": j.created_at,
-                "finished_at": j.finished_at,
-            }
-            for j in new_jobs
-        ]
-        await self._conn.run(_INSERT_JOBS, rows)
+        await self._conn.run(_INSERT_JOBS, [job_columns(j) for j in new_jobs])
 
     async def any_due(self, now_ms: int) -> bool:
         """A cheap look before taking the write lock to claim."""
@@ -420,3 +402,26 @@ class JobRepository:
         """Jobs per status: for operators, metrics and tests."""
         query = sa.select(jobs.c.status, sa.func.count().label("n")).group_by(jobs.c.status)
         return {str(row.status): int(row.n) for row in (await self._conn.execute(query)).all()}
+
+
+def job_columns(job: NewJob) -> dict[str, Any]:
+    """A new job's row, column by column."""
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "account_id": job.account_id,
+        "livemode": job.livemode,
+        "event_id": job.event_id,
+        "webhook_id": job.webhook_id,
+        "payload": job.payload,
+        "status": job.status.value,
+        "attempts": job.attempts,
+        "run_at": job.run_at,
+        "lease_until": None,
+        "worker": None,
+        "last_status": job.last_status,
+        "last_error": _truncate(job.last_error),
+        "last_attempted_at": job.last_attempted_at,
+        "created_at": job.created_at,
+        "finished_at": job.finished_at,
+    }

@@ -91,10 +91,10 @@ class OrderRepository:
         self._conn = conn
 
     async def insert_order(self, order: Order) -> None:
-        await self._conn.run(_INSERT_ORDER, _order_columns(order))
+        await self._conn.run(_INSERT_ORDER, order_columns(order))
 
     async def insert_charge_if_unique(self, charge: Charge) -> bool:
-        result = await self._conn.run(_INSERT_CHARGE[self._conn.dialect.name], _charge_columns(charge))
+        result = await self._conn.run(_INSERT_CHARGE[self._conn.dialect.name], charge_columns(charge))
         return result.first() is not None
 
     async def get(self, tenant: Tenant, order_id: str, *, for_update: bool = False) -> Order | None:
@@ -232,7 +232,7 @@ def _payer(data: dict[str, Any]) -> PayerDetails:
     )
 
 
-def _order_columns(order: Order) -> dict[str, Any]:
+def order_columns(order: Order) -> dict[str, Any]:
     return {
         "id": order.id,
         "account_id": order.account_id,
@@ -248,7 +248,7 @@ def _order_columns(order: Order) -> dict[str, Any]:
     }
 
 
-def _charge_columns(charge: Charge) -> dict[str, Any]:
+def charge_columns(charge: Charge) -> dict[str, Any]:
     method = charge.payment_method
     return {
         "id": charge.id,

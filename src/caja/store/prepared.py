@@ -124,7 +124,7 @@ def named_row(names: list[str]) -> Any:
 
 
 def _result_columns(statement: sa.Executable) -> list[Any]:
-    if isinstance(statement, sa.Select):
+    if isinstance(statement, sa.Select | sa.TextualSelect):
         return list(statement.selected_columns)
     returning = getattr(statement, "_returning", ())
     return list(returning)

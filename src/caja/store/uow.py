@@ -22,6 +22,7 @@ from caja.store.jobs import JobRepository
 from caja.store.networks import NetworkRepository
 from caja.store.orders import OrderRepository
 from caja.store.payment_sources import PaymentSourceRepository
+from caja.store.payment_writes import PaymentWriteRepository
 from caja.store.sealed import SealedValueRepository
 from caja.store.sequences import SequenceRepository
 from caja.store.webhook_keys import WebhookKeyRepository
@@ -149,6 +150,10 @@ class UnitOfWork:
     @cached_property
     def orders(self) -> OrderRepository:
         return OrderRepository(self._conn)
+
+    @cached_property
+    def payment_writes(self) -> PaymentWriteRepository:
+        return PaymentWriteRepository(self._conn, self.cash_payments, self.orders, self.events, self.jobs)
 
     @cached_property
     def sealed(self) -> SealedValueRepository:
