@@ -190,6 +190,12 @@ async def _facts(desk: CashDesk, reference: str, network: Network) -> _Facts | F
 
 async def _read_facts(tx: UnitOfWork, reference: str, network: Network, now: int) -> _Facts | FailureCode:
     source, customer = await tx.cash_payments.reference_owner(reference)
+    return _checked_facts(source, customer, network, now)
+
+
+def _checked_facts(
+    source: PaymentSource | None, customer: Customer | None, network: Network, now: int
+) -> _Facts | FailureCode:
     # A network only ever sees references of its own mode, and an account's sandbox network only
     # that account's: anything else does not exist for them.
     if source is not None and (
@@ -351,36 +357,39 @@ async def _record(
         raise _AnswerExists
 
 
-async def _stored_lookup(
-    tx: UnitOfWork, network: Network, request: PaymentRequest, now: int
+def _stored_lookup(
+    found: CashLookup | None, network: Network, request: PaymentRequest, now: int
 ) -> CashLookup | FailureCode | None:
-    """The lookup this payment follows: the one named, or the store's latest open one; None: none valid."""
+    """The lookup this payment follows (``found``: the one named, or the store's latest open one,
+    as read); None: none valid."""
     if request.lookup_id is None:
-        return await tx.cash_payments.latest_open_lookup(network.id, request.store, request.reference, now)
-    named = await tx.cash_payments.lookup(request.lookup_id)
+        return found
     # A lookup answers one store's question about one reference; it pays only that.
-    if named is None or (named.network_id, named.store, named.reference) != (
+    if found is None or (found.network_id, found.store, found.reference) != (
         network.id,
         request.store,
         request.reference,
     ):
         raise ResourceNotFoundError.entity("CashLookup", request.lookup_id)
-    if named.charge_id is not None:
+    if found.charge_id is not None:
         return FailureCode.ALREADY_PAID
-    return named if named.expires_at > now else None
+    return found if found.expires_at > now else None
 
 
 async def pay(desk: CashDesk, network: Network, request: PaymentRequest) -> PaymentOutcome:
     """Take the payer's cash for a reference: idempotent on the store's transaction id."""
     now = desk.clock.now()
     # One read for everything known before the merchant is asked. No common snapshot needed (and
-    # on PostgreSQL no transaction, two round trips fewer): the write below checks again whatever
+    # on PostgreSQL no transaction, and one statement): the write below checks again whatever
     # could have changed, under the locks that matter.
     async with desk.uow(snapshot=False) as tx:
-        previous = await tx.cash_payments.transaction(network.id, request.transaction_id)
-        facts = await _read_facts(tx, request.reference, network, now)
-        payable = previous is None and request.amount > 0 and not isinstance(facts, FailureCode)
-        stored = await _stored_lookup(tx, network, request, now) if payable else None
+        read = await tx.cash_payments.payment_facts(
+            network.id, request.transaction_id, request.reference, request.store, request.lookup_id, now
+        )
+    previous = read.previous
+    facts = _checked_facts(read.source, read.customer, network, now)
+    payable = previous is None and request.amount > 0 and not isinstance(facts, FailureCode)
+    stored = _stored_lookup(read.lookup, network, request, now) if payable else None
     if previous is not None:
         return _replay(previous, request)
     limits = desk.settings.limits
