@@ -48,6 +48,7 @@ from caja.domain.payment_sources import PaymentSource
 from caja.domain.representations import charge_json, inbound_payment_json, order_json
 from caja.domain.tenancy import Tenant
 from caja.services import emails
+from caja.store.cash_payments import PaymentFacts, SeenParties
 from caja.store.jobs import NewJob
 from caja.store.payment_writes import PaidPayment, PaymentWrite
 from caja.store.uow import UnitOfWork, UnitOfWorkFactory
@@ -427,16 +428,31 @@ async def pay(desk: CashDesk, network: Network, request: PaymentRequest) -> Paym
         if request.amount not in narrowed:
             return await _record_decline(desk, network, request, FailureCode.AMOUNT_OUT_OF_RANGE)
     try:
-        return await _commit_payment(desk, network, request, found, charge_id, fee)
+        return await _commit_payment(desk, network, request, found, charge_id, fee, read)
     except _AnswerExists:
         return await _stored_answer(desk, network, request)
 
 
 async def _commit_payment(
-    desk: CashDesk, network: Network, request: PaymentRequest, found: CashLookup, charge_id: str, fee: int
+    desk: CashDesk,
+    network: Network,
+    request: PaymentRequest,
+    found: CashLookup,
+    charge_id: str,
+    fee: int,
+    read: PaymentFacts,
 ) -> PaymentOutcome:
     now = desk.clock.now()
     tenant = Tenant(found.account_id, found.livemode)
+    # PostgreSQL: one statement, if the reference, its customer and the webhooks are as the payment
+    # read them and nothing clashes; otherwise the transaction below, which re-reads them.
+    seen, source, customer = read.seen, read.source, read.customer
+    if seen is not None and source is not None and customer is not None:
+        paid = _paid_payment(
+            desk, tenant, network, request, found, (source, customer, seen.merchant_name), charge_id, fee, now
+        )
+        if check_reference(source, customer, now) is None and await _write_if_unchanged(desk, paid, seen):
+            return PaymentOutcome(paid.answer.result, paid.charge.id)
     async with desk.uow(write=True) as tx:
         # What may have changed while the merchant was asked: the reference, its customer, the lookup.
         source, customer, merchant_name = await tx.cash_payments.reference_parties(request.reference)
@@ -459,6 +475,11 @@ async def _commit_payment(
         body = _declined_payment_json(request, failure)
         await _record(tx, network, request, "declined", body, None, now)
         return PaymentOutcome(body)
+
+
+async def _write_if_unchanged(desk: CashDesk, paid: PaidPayment, seen: SeenParties) -> bool:
+    async with desk.uow(write=True, single_statement=True) as tx:
+        return await tx.payment_writes.write_if_unchanged(paid, seen)
 
 
 def _paid_payment(

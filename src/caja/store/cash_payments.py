@@ -15,7 +15,7 @@ from caja.store.connection import Conn
 from caja.store.customers import to_customer
 from caja.store.payment_sources import to_payment_source
 from caja.store.prepared import Prepared, named_row
-from caja.store.tables import accounts, cash_lookups, customers, network_payments, payment_sources
+from caja.store.tables import accounts, cash_lookups, customers, network_payments, payment_sources, webhooks
 
 # A reference and its customer (deleted or not) in one statement: what a store's scan needs to know.
 _SOURCE_WIDTH = len(payment_sources.columns)
@@ -69,33 +69,72 @@ _TRANSACTION_QUERY = sa.select(network_payments).where(
     network_payments.c.transaction_id == sa.bindparam("transaction_id"),
 )
 _NAMED_LOOKUP_QUERY = sa.select(cash_lookups).where(cash_lookups.c.id == sa.bindparam("lookup_id"))
-# As _REFERENCE_OWNER, with labels unique in a subquery (``customer_id`` is a payment source's).
+# As _REFERENCE_PARTIES, with labels unique in a subquery (``customer_id`` is a payment source's),
+# and the row versions (``xmin``) of the reference and its customer: a payment that finds them
+# unchanged when it writes need not read them again (caja.store.payment_writes).
 _OWNER_QUERY = (
-    sa.select(payment_sources, *(column.label(f"owner_{column.key}") for column in customers.columns))
-    .select_from(_OWNER_JOIN)
+    sa.select(
+        payment_sources,
+        *(column.label(f"owner_{column.key}") for column in customers.columns),
+        sa.literal_column("payment_sources.xmin::text").label("source_version"),
+        sa.literal_column("customers.xmin::text").label("customer_version"),
+        accounts.c.name.label("merchant_name"),
+    )
+    .select_from(_OWNER_JOIN.outerjoin(accounts, accounts.c.id == payment_sources.c.account_id))
     .where(_BY_REFERENCE)
 )
+# The webhooks an event of the reference's tenant fans out to (as FANOUT_QUERY), as one JSON array,
+# and a digest of it that a write compares to see that they did not change meanwhile.
+_W = webhooks.alias("w")
+_LIVE_HOOK = _W.c.deleted_at.is_(None)
+WEBHOOKS_JSON = (
+    "coalesce(json_agg(json_build_array(w.id, w.url, w.subscribed_events, w.status, w.active, w.synchronous) "
+    "ORDER BY w.id), '[]'::json)"
+)
+WEBHOOKS_DIGEST = f"md5(({WEBHOOKS_JSON})::text)"
+_WebhookRow = named_row(["id", "url", "subscribed_events", "status", "active", "synchronous"])
 
 
 def _facts_in_one_statement(lookup_query: sa.Select[Any]) -> Prepared:
-    """A payment's three reads as one PostgreSQL statement: each a LATERAL subquery joined to one
-    row, so each part that finds nothing comes back as NULLs rather than removing the row."""
+    """A payment's reads as one PostgreSQL statement: each a LATERAL subquery joined to one row,
+    so each part that finds nothing comes back as NULLs rather than removing the row."""
     one = sa.select(sa.literal(1).label("one")).subquery("one")
     answer = _TRANSACTION_QUERY.lateral("answer")
     owner = _OWNER_QUERY.lateral("owner")
     lookup = lookup_query.lateral("lookup")
-    joined = one.outerjoin(answer, sa.true()).outerjoin(owner, sa.true()).outerjoin(lookup, sa.true())
-    return Prepared(sa.select(answer, owner, lookup).select_from(joined))
+    hooks = (
+        sa.select(
+            sa.literal_column(WEBHOOKS_JSON, type_=postgresql.JSON).label("hooks"),
+            sa.literal_column(WEBHOOKS_DIGEST, type_=sa.String).label("hooks_digest"),
+        )
+        .select_from(_W)
+        .where(
+            _W.c.account_id == owner.c.account_id,
+            _W.c.livemode == owner.c.livemode,
+            _W.c.deleted_at.is_(None),
+        )
+        .lateral("hooks")
+    )
+    joined = (
+        one.outerjoin(answer, sa.true())
+        .outerjoin(owner, sa.true())
+        .outerjoin(lookup, sa.true())
+        .outerjoin(hooks, sa.true())
+    )
+    return Prepared(sa.select(answer, owner, lookup, hooks).select_from(joined))
 
 
 # Where each part's columns lie in the row of that statement, and how to tell a part found nothing.
 _TRANSACTION_WIDTH = len(network_payments.columns)
-_OWNER_END = _TRANSACTION_WIDTH + _CUSTOMER_END
-_TransactionRow = named_row([column.key for column in network_payments.columns])
 _OwnerRow = named_row(
-    [column.key for column in payment_sources.columns] + [f"customer_{k}" for k in _CustomerRow._fields]
+    [column.key for column in payment_sources.columns]
+    + [f"customer_{key}" for key in _CustomerRow._fields]
+    + ["source_version", "customer_version", "merchant_name"]
 )
+_OWNER_END = _TRANSACTION_WIDTH + len(_OwnerRow._fields)
 _LookupRow = named_row([column.key for column in cash_lookups.columns])
+_LOOKUP_END = _OWNER_END + len(_LookupRow._fields)
+_TransactionRow = named_row([column.key for column in network_payments.columns])
 _TRANSACTION_KEY = _TransactionRow._fields.index("seq")
 _SOURCE_ID = _OwnerRow._fields.index("id")
 _LOOKUP_ID = _LookupRow._fields.index("id")
@@ -115,15 +154,28 @@ _FACTS_WITH_LATEST_LOOKUP = _facts_in_one_statement(_LATEST_OPEN_LOOKUP.statemen
 
 
 @dataclass(frozen=True, slots=True)
+class SeenParties:
+    """What a payment saw of its reference's parties before the merchant was asked (PostgreSQL):
+    enough to write without reading them again, if they are unchanged when it writes."""
+
+    source_version: str
+    customer_version: str
+    merchant_name: str | None
+    webhooks: tuple[Any, ...]  # rows of the fan-out's columns (see caja.store.events.deliveries_of)
+    webhooks_digest: str
+
+
+@dataclass(frozen=True, slots=True)
 class PaymentFacts:
     """What a payment reads before the merchant is asked: the store's answer to this transaction
     if it has one, the reference and its customer, and the lookup it follows (the one named, or
-    the store's latest open one of the reference)."""
+    the store's latest open one of the reference); on PostgreSQL also what it saw of them."""
 
     previous: StoreTransaction | None
     source: PaymentSource | None
     customer: Customer | None
     lookup: CashLookup | None
+    seen: SeenParties | None = None
 
 
 def _owner(row: Any) -> tuple[PaymentSource | None, Customer | None]:
@@ -184,13 +236,24 @@ class CashPaymentRepository:
         statement = _FACTS_WITH_LATEST_LOOKUP if lookup_id is None else _FACTS_WITH_NAMED_LOOKUP
         row = (await self._conn.run(statement, params)).first()
         assert row is not None
-        answer, owner, lookup = row[:_TRANSACTION_WIDTH], row[_TRANSACTION_WIDTH:_OWNER_END], row[_OWNER_END:]
-        source, customer = _owner(None if owner[_SOURCE_ID] is None else _OwnerRow._make(owner))
+        answer, owner = row[:_TRANSACTION_WIDTH], _OwnerRow._make(row[_TRANSACTION_WIDTH:_OWNER_END])
+        lookup, (hooks, hooks_digest) = row[_OWNER_END:_LOOKUP_END], row[_LOOKUP_END:]
+        source, customer = _owner(None if owner[_SOURCE_ID] is None else owner)
+        seen = None
+        if source is not None and customer is not None:
+            seen = SeenParties(
+                owner.source_version,
+                owner.customer_version,
+                owner.merchant_name,
+                tuple(_WebhookRow._make(hook) for hook in hooks),
+                hooks_digest,
+            )
         return PaymentFacts(
             None if answer[_TRANSACTION_KEY] is None else to_transaction(_TransactionRow._make(answer)),
             source,
             customer,
             None if lookup[_LOOKUP_ID] is None else to_lookup(_LookupRow._make(lookup)),
+            seen,
         )
 
     async def add_lookup(self, lookup: CashLookup) -> None:

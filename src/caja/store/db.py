@@ -53,14 +53,15 @@ class Database:
         durable: bool = True,
         prompt: bool = False,
     ) -> AbstractAsyncContextManager[Conn]:
-        """A transaction; a read of ``single_statement``, or one that needs no common ``snapshot``,
-        may run without one where that is cheaper. A write that need not be ``durable`` may return
-        before it is on disk where syncing is Caja's own work (SQLite; PostgreSQL groups the
-        flushes of concurrent commits itself, and every commit there waits for its flush); one
-        that is also ``prompt`` has a caller waiting and never waits for others to share it."""
+        """A transaction; a read or write of ``single_statement``, or a read that needs no common
+        ``snapshot``, may run without one where that is cheaper (a statement is atomic by itself).
+        A write that need not be ``durable`` may return before it is on disk where syncing is
+        Caja's own work (SQLite; PostgreSQL groups the flushes of concurrent commits itself, and
+        every commit there waits for its flush); one that is also ``prompt`` has a caller waiting
+        and never waits for others to share it."""
         backend = self._backend
         if write:
-            return backend.write_unit(durable=durable, prompt=prompt)
+            return backend.write_unit(durable=durable, prompt=prompt, single_statement=single_statement)
         return backend.read_unit(single_statement=single_statement, snapshot=snapshot)
 
     async def run_sync(self, fn: Any) -> Any:

@@ -33,7 +33,8 @@ from sqlalchemy.dialects import postgresql
 from caja.domain.cash_payments import StoreTransaction
 from caja.domain.events import Event
 from caja.domain.orders import Charge, Order
-from caja.store.cash_payments import CashPaymentRepository, transaction_columns
+from caja.domain.tenancy import Tenant
+from caja.store.cash_payments import WEBHOOKS_DIGEST, CashPaymentRepository, SeenParties, transaction_columns
 from caja.store.connection import Conn
 from caja.store.events import EventRepository, deliveries_of, event_columns
 from caja.store.jobs import JobRepository, NewJob, job_columns
@@ -95,6 +96,56 @@ _ONE_STATEMENT = Prepared(
 )
 
 
+_ALL_INSERTS_AFTER_CLAIM = ", ".join(
+    f"{name} AS ({_insert_json_rows(table, param, many=many, after='claimed', returning=False)})"
+    for name, table, param, many in (
+        ("charged", charges, "charge", False),
+        ("answered", network_payments, "answer", False),
+        ("ordered", orders, "order", False),
+        ("told", events, "events", True),
+        ("queued", jobs, "jobs", True),
+    )
+)
+# A payment's write with no transaction around it: it checks, in the same statement, what it would
+# otherwise re-read under BEGIN (its reference and customer unchanged since the payment read them,
+# its tenant's webhooks too, no answer yet for the store's transaction, its auth code free), then
+# claims the lookup; every insert follows only a claim. A clash that the checks could not see (a
+# concurrent insert of the same key) is a unique violation, which undoes the whole statement.
+_AT_ONCE = Prepared(
+    sa.text(
+        "WITH unchanged AS (SELECT 1 FROM payment_sources ps JOIN customers c ON c.id = ps.customer_id "  # noqa: S608
+        "WHERE ps.id = :source_id AND ps.xmin::text = :source_version AND c.xmin::text = :customer_version "
+        f"AND (SELECT {WEBHOOKS_DIGEST} FROM webhooks w WHERE w.account_id = ps.account_id "
+        "AND w.livemode = ps.livemode AND w.deleted_at IS NULL) = :webhooks_digest "
+        "AND NOT EXISTS (SELECT 1 FROM network_payments "
+        "WHERE network_id = :network_id AND transaction_id = :transaction_id) "
+        "AND NOT EXISTS (SELECT 1 FROM charges WHERE auth_code = :auth_code)), "
+        "claimed AS (UPDATE cash_lookups SET charge_id = :charge_id WHERE id = :lookup_id "
+        "AND charge_id IS NULL AND EXISTS (SELECT 1 FROM unchanged) RETURNING 1), "
+        f"{_ALL_INSERTS_AFTER_CLAIM} "
+        "SELECT EXISTS (SELECT 1 FROM claimed) AS written"
+    )
+    .bindparams(
+        *(
+            sa.bindparam(name, type_=sa.String)
+            for name in (
+                "source_id",
+                "source_version",
+                "customer_version",
+                "webhooks_digest",
+                "network_id",
+                "transaction_id",
+                "charge_id",
+                "lookup_id",
+            )
+        ),
+        sa.bindparam("auth_code", type_=sa.BigInteger),
+        *(sa.bindparam(name, type_=postgresql.JSONB) for name in _JSON_PARAMS),
+    )
+    .columns(written=sa.Boolean)
+)
+
+
 class PaymentWriteRepository:
     def __init__(
         self,
@@ -126,12 +177,34 @@ class PaymentWriteRepository:
             self._events.add(event)
         return PaymentWrite.WRITTEN
 
-    async def _write_in_one_statement(self, paid: PaidPayment) -> PaymentWrite:
-        # The webhooks are read first, as the unit's event flush would read them just before it
-        # commits: under READ COMMITTED either sees the webhooks committed at that moment.
-        deliveries = deliveries_of(paid.events, await self._events.webhooks_of(paid.events))
-        new_jobs = (*paid.jobs, *deliveries)
-        params: dict[str, Any] = {
+    async def write_if_unchanged(self, paid: PaidPayment, seen: SeenParties) -> bool:
+        """PostgreSQL, in a unit of one statement: write the payment if its reference, customer
+        and webhooks are as ``seen`` and nothing clashes. False: nothing was written (something
+        changed or clashed); the caller writes it in a transaction instead, which re-reads."""
+        tenant = Tenant(paid.charge.account_id, paid.charge.livemode)
+        new_jobs = (*paid.jobs, *deliveries_of(paid.events, {tenant: seen.webhooks}))
+        params = {
+            **self._rows(paid, new_jobs),
+            "source_id": paid.charge.payment_source_id,
+            "source_version": seen.source_version,
+            "customer_version": seen.customer_version,
+            "webhooks_digest": seen.webhooks_digest,
+            "network_id": paid.answer.network_id,
+            "transaction_id": paid.answer.transaction_id,
+            "auth_code": paid.charge.payment_method.auth_code,
+        }
+        try:
+            row = (await self._conn.run(_AT_ONCE, params)).first()
+        except sa.exc.IntegrityError:
+            return False  # a concurrent insert of the same key: the statement undid itself
+        if row is None or not row.written:
+            return False
+        self._jobs.note_enqueued(new_jobs)
+        return True
+
+    @staticmethod
+    def _rows(paid: PaidPayment, new_jobs: tuple[NewJob, ...]) -> dict[str, Any]:
+        return {
             "lookup_id": paid.lookup_id,
             "charge_id": paid.charge.id,
             "charge": charge_columns(paid.charge),
@@ -140,7 +213,13 @@ class PaymentWriteRepository:
             "events": [event_columns(event) for event in paid.events],
             "jobs": [job_columns(job) for job in new_jobs],
         }
-        row = (await self._conn.run(_ONE_STATEMENT, params)).first()
+
+    async def _write_in_one_statement(self, paid: PaidPayment) -> PaymentWrite:
+        # The webhooks are read first, as the unit's event flush would read them just before it
+        # commits: under READ COMMITTED either sees the webhooks committed at that moment.
+        deliveries = deliveries_of(paid.events, await self._events.webhooks_of(paid.events))
+        new_jobs = (*paid.jobs, *deliveries)
+        row = (await self._conn.run(_ONE_STATEMENT, self._rows(paid, new_jobs))).first()
         assert row is not None
         if not row.claimed:
             return PaymentWrite.LOOKUP_USED

@@ -47,8 +47,14 @@ class PostgresBackend:
             json_deserializer=json_loads,
         )
 
-    def write_unit(self, *, durable: bool = True, prompt: bool = False) -> PgUnit:
+    def write_unit(
+        self, *, durable: bool = True, prompt: bool = False, single_statement: bool = False
+    ) -> PgUnit:
         del durable, prompt  # every commit waits for its WAL flush, which PostgreSQL shares among commits
+        # A write of one statement needs no BEGIN and COMMIT: the statement commits by itself,
+        # all of it or nothing, and its commit waits for the WAL flush like any other.
+        if single_statement:
+            return PgUnit(self.engine, None, single_statement=True)
         return PgUnit(self.engine, _WRITE_UNIT)
 
     def read_unit(self, *, single_statement: bool = False, snapshot: bool = True) -> PgUnit:

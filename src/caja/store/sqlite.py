@@ -219,7 +219,7 @@ class SQLiteBackend:
 
     @asynccontextmanager
     async def write_unit(
-        self, *, durable: bool = True, prompt: bool = False
+        self, *, durable: bool = True, prompt: bool = False, single_statement: bool = False
     ) -> AsyncIterator[LoopConnection]:
         """A unit in the writer's current batch; its caller resumes once the batch has committed
         and, if ``durable``, once the WAL holding it is on disk.
@@ -238,7 +238,9 @@ class SQLiteBackend:
         a backlog on its own) it does not wait: nothing would come to join. A ``prompt`` unit
         never waits to join: one that a caller waits for (a store's lookup), or whose rows would
         lengthen the commit of the batch it joined (the approval calls' log, in a payment's).
+        A ``single_statement`` write is a transaction like any other here.
         """
+        del single_statement
         if durable:
             self._last_durable = time.monotonic()
         elif (
