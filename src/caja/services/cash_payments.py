@@ -265,8 +265,9 @@ async def _ask_lookup(
     )
     # Committed, but the store's answer does not wait for the disk: a lookup lost with the
     # machine's power is only a question to ask the merchant again, which a payment does when it
-    # finds no lookup of its store's (docs/network-api.md).
-    async with desk.uow(write=True, durable=False, prompt=True) as tx:
+    # finds no lookup of its store's (docs/network-api.md). One statement: on PostgreSQL no
+    # BEGIN or COMMIT around it.
+    async with desk.uow(write=True, durable=False, prompt=True, single_statement=True) as tx:
         await tx.cash_payments.add_lookup(lookup)
     return lookup
 
@@ -326,7 +327,7 @@ async def _record_decline(
 ) -> PaymentOutcome:
     body = _declined_payment_json(request, code)
     try:
-        async with desk.uow(write=True) as tx:
+        async with desk.uow(write=True, single_statement=True) as tx:
             await _record(tx, network, request, "declined", body, None, desk.clock.now())
     except _AnswerExists:
         return await _stored_answer(desk, network, request)
