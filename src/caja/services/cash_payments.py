@@ -344,19 +344,31 @@ async def _record(
     now: int,
 ) -> None:
     recorded = await tx.cash_payments.record_transaction(
-        StoreTransaction(
-            network_id=network.id,
-            transaction_id=request.transaction_id,
-            reference=request.reference,
-            amount=request.amount,
-            status=status,
-            result=body,
-            charge_id=charge_id,
-            created_at=now,
-        )
+        _answer(network, request, status, body, charge_id, now)
     )
     if not recorded:
         raise _AnswerExists
+
+
+def _answer(
+    network: Network,
+    request: PaymentRequest,
+    status: str,
+    body: dict[str, Any],
+    charge_id: str | None,
+    now: int,
+) -> StoreTransaction:
+    """The store's answer to its transaction, as recorded (and replayed to its retries)."""
+    return StoreTransaction(
+        network_id=network.id,
+        transaction_id=request.transaction_id,
+        reference=request.reference,
+        amount=request.amount,
+        status=status,
+        result=body,
+        charge_id=charge_id,
+        created_at=now,
+    )
 
 
 def _stored_lookup(
@@ -575,16 +587,7 @@ def _paid_payment(
             order_id=order.id,
         )
         receipts = (emails.payment_receipt_job(tenant, desk.clock.now_ms(), receipt),)
-    answer = StoreTransaction(
-        network_id=network.id,
-        transaction_id=request.transaction_id,
-        reference=request.reference,
-        amount=request.amount,
-        status="paid",
-        result=body,
-        charge_id=paid_charge.id,
-        created_at=now,
-    )
+    answer = _answer(network, request, "paid", body, paid_charge.id, now)
     return PaidPayment(found.id, paid_charge, paid_order, answer, events, receipts)
 
 

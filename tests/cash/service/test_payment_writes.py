@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from caja.domain.networks import Network
 from caja.services import cash_payments
 from caja.services.cash_payments import CashDesk, LookupRequest, PaymentRequest
 from caja.store.postgres import PgConn
@@ -37,6 +38,15 @@ from tests.tools.receiver import Receiver
 def _draws(monkeypatch: pytest.MonkeyPatch, codes: list[int]) -> None:
     drawn: Iterator[int] = iter(codes)
     monkeypatch.setattr(cash_payments, "new_auth_code", lambda: next(drawn))
+
+
+async def _looked_up(desk: CashDesk, world: World) -> tuple[Network, str, str]:  # noqa: F811
+    """A network, a reference, and the id of a lookup of it by the store "Soriana"."""
+    network = (await _network(desk, world)).network
+    reference = await _reference(desk, world)
+    looked_up = await cash_payments.lookup(desk, network, LookupRequest(reference, "Soriana"))
+    assert looked_up.lookup is not None
+    return network, reference, looked_up.lookup.id
 
 
 async def _rows(world: World, query: sa.Select[Any]) -> list[Any]:
@@ -101,11 +111,7 @@ async def test_a_lookup_used_while_the_merchant_answered_declines_and_writes_onl
     world: World,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    network = (await _network(desk, world)).network
-    reference = await _reference(desk, world)
-    looked_up = await cash_payments.lookup(desk, network, LookupRequest(reference, "Soriana"))
-    assert looked_up.lookup is not None
-    lookup_id = looked_up.lookup.id
+    network, reference, lookup_id = await _looked_up(desk, world)
 
     # Another payment takes the lookup while the merchant is asked about this one.
     async def use_the_lookup() -> None:
@@ -208,10 +214,7 @@ async def test_on_postgresql_a_payment_whose_parties_did_not_change_is_one_state
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """No BEGIN, no re-read: the write checks what it would have re-read in the same statement."""
-    network = (await _network(desk, world)).network
-    reference = await _reference(desk, world)
-    looked_up = await cash_payments.lookup(desk, network, LookupRequest(reference, "Soriana"))
-    assert looked_up.lookup is not None
+    network, reference, lookup_id = await _looked_up(desk, world)
     ours = asyncio.current_task()
     begun: list[str] = []
     begin = PgConn.begin
@@ -223,7 +226,7 @@ async def test_on_postgresql_a_payment_whose_parties_did_not_change_is_one_state
 
     monkeypatch.setattr(PgConn, "begin", counted_begin)
     paid = await cash_payments.pay(
-        desk, network, PaymentRequest(reference, 10_000, "Soriana", "t-1", lookup_id=looked_up.lookup.id)
+        desk, network, PaymentRequest(reference, 10_000, "Soriana", "t-1", lookup_id=lookup_id)
     )
 
     assert paid.body["status"] == "paid"
