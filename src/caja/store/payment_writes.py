@@ -17,6 +17,10 @@ The rows travel as JSON (``jsonb_populate_record(set)`` over the table's own row
 statement's text, and the plan PostgreSQL prepares for it, is the same whatever the number of
 webhooks. What the statement cannot see, the rows another of its parts inserts, it never needs.
 
+Most payments do not even need the transaction around it (``write_if_unchanged``): when the
+parties the payment read before asking the merchant are unchanged, one statement checks that and
+writes everything, and commits by itself. The transaction with its re-read is the fallback.
+
 On SQLite the same steps run one by one: each takes microseconds from the page cache, and the
 transaction holds the write lock throughout.
 """
