@@ -328,25 +328,14 @@ async def _record_decline(
     body = _declined_payment_json(request, code)
     try:
         async with desk.uow(write=True, single_statement=True) as tx:
-            await _record(tx, network, request, "declined", body, None, desk.clock.now())
+            await _record(tx, _answer(network, request, "declined", body, None, desk.clock.now()))
     except _AnswerExists:
         return await _stored_answer(desk, network, request)
     return PaymentOutcome(body)
 
 
-async def _record(
-    tx: UnitOfWork,
-    network: Network,
-    request: PaymentRequest,
-    status: str,
-    body: dict[str, Any],
-    charge_id: str | None,
-    now: int,
-) -> None:
-    recorded = await tx.cash_payments.record_transaction(
-        _answer(network, request, status, body, charge_id, now)
-    )
-    if not recorded:
+async def _record(tx: UnitOfWork, answer: StoreTransaction) -> None:
+    if not await tx.cash_payments.record_transaction(answer):
         raise _AnswerExists
 
 
@@ -486,7 +475,7 @@ async def _commit_payment(
                 return PaymentOutcome(paid.answer.result, paid.charge.id)
             failure = FailureCode.ALREADY_PAID
         body = _declined_payment_json(request, failure)
-        await _record(tx, network, request, "declined", body, None, now)
+        await _record(tx, _answer(network, request, "declined", body, None, now))
         return PaymentOutcome(body)
 
 
