@@ -553,8 +553,18 @@ def test_unknown_route_is_a_conekta_404(http: httpx.Client) -> None:
     ],
 )
 def test_wrong_method_is_a_conekta_405(http: httpx.Client, method: str, path: str) -> None:
-    body = error(http.request(method, path, json={}), 405)
+    response = http.request(method, path, json={})
+    body = error(response, 405)
     assert method in body["details"][0]["debug_message"]
+    # RFC 9110: a 405 names the methods the path does take, from every route on it.
+    allowed = {"/customers": "GET, POST", "/customers/cus_2abc": "DELETE, GET, PUT"}[path]
+    assert response.headers["allow"] == allowed
+
+
+def test_a_405_on_the_store_networks_fast_path_names_its_method(http: httpx.Client) -> None:
+    response = http.get("/network/v1/payments")
+    error(response, 405)
+    assert response.headers["allow"] == "POST"
 
 
 def test_barcode_route_errors(http: httpx.Client, server: Server) -> None:

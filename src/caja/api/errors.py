@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
+from starlette.routing import Match
 
 from caja.api.responses import ConektaJSON
 from caja.api.versioning import lenient
@@ -130,6 +131,20 @@ def _validation_detail(param: str, kind: str, msg: str) -> ErrorDetail:
     )
 
 
+def allowed_methods(request: Request) -> str:
+    """The ``Allow`` header a 405 must carry (RFC 9110): every method some route takes on this path.
+
+    Starlette's own lists only the first route that matched the path, and FastAPI makes one
+    route per method: for ``DELETE /customers`` it would name GET but not POST.
+    """
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods.update(route_methods)
+    return ", ".join(sorted(methods))
+
+
 def install(app: FastAPI) -> None:
     async def on_caja_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, CajaError)
@@ -144,7 +159,9 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 404:
             return render(request, ResourceNotFoundError.route(request.url.path))
         if exc.status_code == 405:
-            return render(request, MethodNotAllowedError.for_method(request.method, request.url.path))
+            response = render(request, MethodNotAllowedError.for_method(request.method, request.url.path))
+            response.headers["Allow"] = allowed_methods(request)
+            return response
         return render(request, RequestError.malformed(str(exc.detail)))
 
     async def on_client_gone(request: Request, exc: Exception) -> Response:
