@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from caja.api.context import Merchant, MerchantDep, PageDep, body_of, list_body
 from caja.api.merchant.schemas import StrictBody
+from caja.api.openapi import request_body
 from caja.api.responses import ConektaJSON
 from caja.domain.errors import ForbiddenError
 from caja.domain.mail import CaughtEmail
@@ -66,7 +67,11 @@ async def list_emails(request: Request, merchant: TestMerchantDep, page_request:
     return merchant.respond(list_body(request, page, [caught_email_json(e) for e in page.items]))
 
 
-@router.post("/_caja/emails", summary="Send the generic test e-mail through the outbox")
+@router.post(
+    "/_caja/emails",
+    summary="Send the generic test e-mail through the outbox",
+    openapi_extra=request_body(TestEmailIn),
+)
 async def send_test_email(request: Request, merchant: TestMerchantDep) -> ConektaJSON:
     body = await body_of(request, TestEmailIn)
     c = merchant.container

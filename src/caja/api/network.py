@@ -21,7 +21,7 @@ from caja import timing
 from caja.admission import Admitted
 from caja.api.context import container_of
 from caja.api.errors import from_validation
-from caja.api.openapi import request_body
+from caja.api.openapi import errors, request_body
 from caja.bootstrap import Container
 from caja.domain.failure_codes import FAILURE_DESCRIPTIONS
 from caja.domain.networks import HEADER_NETWORK, HEADER_SIGNATURE, HEADER_TIMESTAMP, Network
@@ -158,6 +158,7 @@ async def lookup(request: Request) -> NetworkJSON:
     "/payments",
     summary="Pay a reference (idempotent on transaction_id)",
     openapi_extra=request_body(PaymentIn),
+    responses=errors(404, 409),
 )
 async def pay(request: Request) -> NetworkJSON:
     return await answer_payment(container_of(request), await _request_call(request))
@@ -167,6 +168,7 @@ async def pay(request: Request) -> NetworkJSON:
     "/reversals",
     summary="Reverse a payment by its authorization code",
     openapi_extra=request_body(ReversalIn),
+    responses=errors(404),
 )
 async def reverse(request: Request) -> NetworkJSON:
     container = container_of(request)

@@ -9,7 +9,7 @@ from pydantic import BeforeValidator, Field, StringConstraints
 
 from caja.api.context import MerchantDep, body_of
 from caja.api.merchant.schemas import StrictBody
-from caja.api.openapi import request_body
+from caja.api.openapi import errors, request_body
 from caja.api.responses import ConektaJSON
 from caja.domain.cash_payments import parse_amount
 from caja.services import payment_test
@@ -39,6 +39,7 @@ class PaymentTestIn(StrictBody):
     "/payment_test",
     summary="Drive the store network path with a simulated store (test keys only)",
     openapi_extra=request_body(PaymentTestIn),
+    responses=errors(403, 404),
 )
 async def run_payment_test(request: Request, merchant: MerchantDep) -> ConektaJSON:
     body = await body_of(request, PaymentTestIn)
