@@ -2,7 +2,8 @@
 
 schemathesis builds requests for every operation from the document, valid ones and ones that
 break its schemas, and sends them to a running ``caja serve`` with the sandbox's test key; each
-answer is checked: never a server error, a status the operation documents, the media type it
+answer is checked (the store network's calls signed with a test network's secret, so that they
+get past its authentication): never a server error, a status the operation documents, the media type it
 documents for that status, and a body and headers that match the documented schema (for errors,
 the Conekta error object). The examples are derandomized, so a failure repeats on every run.
 (schemathesis's own pytest plugin cannot load a schema from a fixture under this pytest, so the
@@ -11,6 +12,11 @@ operations are walked here, each through Hypothesis with its strategy.)
 
 from __future__ import annotations
 
+import json
+from collections import defaultdict
+from urllib.parse import urlsplit
+
+import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -24,6 +30,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.conftest import Server
+from tests.tools.network_client import NetworkClient
 
 CHECKS = [
     not_a_server_error,
@@ -35,9 +42,34 @@ CHECKS = [
 EXAMPLES_PER_OPERATION_AND_MODE = 15
 
 
+class NetworkSignature(requests.auth.AuthBase):
+    """Signs each request to the store network's API over the exact bytes it sends."""
+
+    def __init__(self, network: NetworkClient) -> None:
+        self.network = network
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        path = urlsplit(request.url).path
+        if path.startswith("/network/") and request.method:
+            body = request.body or b""
+            raw = body.encode() if isinstance(body, str) else body
+            request.headers.update(self.network.headers(request.method, path, raw))
+        return request
+
+
 def test_generated_requests_get_documented_answers(server: Server) -> None:
     schema = schemathesis.openapi.from_url(f"{server.base_url}/openapi.json")
     headers = {"Authorization": f"Bearer {server.api_key}", "Accept": "application/vnd.conekta-v2.2.0+json"}
+    credentials = json.loads(server.cli("networks", "create", "--name", "Red generada", "--test", "--json"))
+    network = NetworkClient(server.base_url, credentials["id"], credentials["secret"])
+    session = requests.Session()
+    session.auth = NetworkSignature(network)
+    answered: dict[str, set[int]] = defaultdict(set)
+
+    def record(response: requests.Response, *_args: object, **_kwargs: object) -> None:
+        answered[urlsplit(response.url).path].add(response.status_code)
+
+    session.hooks["response"].append(record)
     failures: list[str] = []
     tested = 0
     for found in schema.get_all_operations():
@@ -53,7 +85,9 @@ def test_generated_requests_get_documented_answers(server: Server) -> None:
                 suppress_health_check=list(HealthCheck),
             )
             def answers_as_documented(case: schemathesis.Case) -> None:
-                case.call_and_validate(base_url=server.base_url, headers=headers, checks=CHECKS)
+                case.call_and_validate(
+                    base_url=server.base_url, session=session, headers=headers, checks=CHECKS
+                )
 
             try:
                 answers_as_documented()
@@ -64,7 +98,14 @@ def test_generated_requests_get_documented_answers(server: Server) -> None:
             except Exception as exc:  # every operation's failure is reported below
                 failures.append(f"{operation.method.upper()} {operation.path} ({mode.value}): {exc}")
             tested += 1
+    network.close()
+    session.close()
     assert tested >= 2 * 35  # every operation of the document, in both modes
+    # The store network's calls got past its signature check: refused for their bodies, and a
+    # well-formed lookup of an unknown reference answered (declined `01`).
+    for call in ("lookups", "payments", "reversals"):
+        assert 422 in answered[f"/network/v1/{call}"], (call, answered[f"/network/v1/{call}"])
+    assert 200 in answered["/network/v1/lookups"], answered["/network/v1/lookups"]
     assert not failures, "\n\n".join(failures)
 
 
