@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import requests
@@ -22,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.generation.stateful.state_machine import APIStateMachine
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_headers_conformance,
@@ -29,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import Server
+from tests.conftest import AccountKeys, Server
 from tests.tools.network_client import NetworkClient
 
 CHECKS = [
@@ -112,3 +114,41 @@ def test_generated_requests_get_documented_answers(server: Server) -> None:
 def _takes_input(operation: schemathesis.APIOperation) -> bool:
     parameters = (operation.path_parameters, operation.query, operation.headers, operation.cookies)
     return any(len(group) > 0 for group in parameters) or len(operation.body) > 0
+
+
+def test_chains_of_calls_through_the_documents_links_get_documented_answers(
+    server: Server, new_account: Callable[[str], AccountKeys]
+) -> None:
+    """Stateful: links (the document's, and those schemathesis infers) chain calls on the objects
+    earlier calls made (a webhook key created, then read, changed, deleted; an event listed, then
+    shown), each answer checked. A new account each run, so the chains start from the same state
+    whatever ran before."""
+    schema = schemathesis.openapi.from_url(f"{server.base_url}/openapi.json")
+    account = new_account("Cadenas generadas")
+    headers = {"Authorization": f"Bearer {account.test_key}", "Accept": "application/vnd.conekta-v2.2.0+json"}
+    reached: set[str] = set()
+
+    class Machine(schema.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, object]:
+            return {"base_url": server.base_url, "headers": headers}
+
+        def validate_response(
+            self, response: schemathesis.Response, case: schemathesis.Case, **kwargs: object
+        ) -> None:
+            if response.status_code == 200:
+                reached.add(f"{case.method.upper()} {case.path}")
+            case.validate_response(response, checks=CHECKS)
+
+    assert issubclass(Machine, APIStateMachine)
+    Machine.run(
+        settings=settings(
+            max_examples=40,
+            stateful_step_count=8,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
+    # The chains reached objects that only exist because an earlier call made them.
+    assert {"POST /webhook_keys", "DELETE /webhook_keys/{id}"} <= reached, sorted(reached)

@@ -95,3 +95,24 @@ def test_bodies_that_handlers_parse_themselves_are_documented(document: dict[str
         assert body["required"] is True
         ref = body["content"]["application/json"]["schema"]["$ref"]
         assert ref.rsplit("/", 1)[-1] in document["components"]["schemas"], (method, path)
+
+
+def test_links_name_the_operations_an_answer_feeds(document: dict[str, Any]) -> None:
+    created = operation(document, "post", "/customers")["responses"]["200"]["links"]
+    assert created["get_customers_id"] == {
+        "operationRef": "#/paths/~1customers~1{id}/get",
+        "parameters": {"id": "$response.body#/id"},
+    }
+    source = operation(document, "post", "/customers/{id}/payment_sources")["responses"]["200"]["links"]
+    assert source["delete_customers_id_payment_sources_source_id"]["parameters"] == {
+        "id": "$request.path.id",
+        "source_id": "$response.body#/id",
+    }
+    listed = operation(document, "get", "/events")["responses"]["200"]["links"]
+    assert listed["post_events_event_id_resend"]["parameters"] == {"event_id": "$response.body#/data/0/id"}
+    # Every link points at an operation of the document.
+    for operations in document["paths"].values():
+        for op in operations.values():
+            for link in op["responses"].get("200", {}).get("links", {}).values():
+                _, path, method = link["operationRef"].rsplit("/", 2)
+                assert method in document["paths"][path.replace("~1", "/").replace("~0", "~")], link

@@ -95,6 +95,36 @@ _SECURITY_SCHEMES = {
 }
 
 
+# OpenAPI links: which answers name the objects that other operations take (a created
+# customer's id, the first id of a list), for readers and for tools that chain calls.
+_ID = "$response.body#/id"
+_FIRST_ID = "$response.body#/data/0/id"
+_ONE = ("get", "put", "delete")
+_LINKS: dict[tuple[str, str], list[tuple[str, str, dict[str, str]]]] = {
+    ("post", "/customers"): [
+        *((method, "/customers/{id}", {"id": _ID}) for method in _ONE),
+        ("get", "/customers/{id}/payment_sources", {"id": _ID}),
+        ("post", "/customers/{id}/payment_sources", {"id": _ID}),
+    ],
+    ("get", "/customers"): [("get", "/customers/{id}", {"id": _FIRST_ID})],
+    ("post", "/customers/{id}/payment_sources"): [
+        (method, "/customers/{id}/payment_sources/{source_id}", {"id": "$request.path.id", "source_id": _ID})
+        for method in _ONE
+    ],
+    ("post", "/webhooks"): [
+        *((method, "/webhooks/{id}", {"id": _ID}) for method in _ONE),
+        ("post", "/webhooks/{id}/test", {"id": _ID}),
+    ],
+    ("post", "/webhook_keys"): [(method, "/webhook_keys/{id}", {"id": _ID}) for method in _ONE],
+    ("get", "/events"): [
+        ("get", "/events/{id}", {"id": _FIRST_ID}),
+        ("post", "/events/{event_id}/resend", {"event_id": _FIRST_ID}),
+    ],
+    ("get", "/orders"): [("get", "/orders/{id}", {"id": _FIRST_ID})],
+    ("get", "/charges"): [("get", "/charges/{id}", {"id": _FIRST_ID})],
+}
+
+
 def request_body(model: type[BaseModel]) -> dict[str, Any]:
     """``openapi_extra`` for a route whose handler parses ``model`` itself."""
     _documented[model.__name__] = model
@@ -127,6 +157,7 @@ def install(app: FastAPI) -> None:
                 if isinstance(route, APIRoute) and route.include_in_schema:
                     for method in route.methods or ():
                         _complete(document["paths"][route.path_format][method.lower()], route)
+            _link(document["paths"])
             app.openapi_schema = document
         return app.openapi_schema
 
@@ -180,3 +211,13 @@ def _answers_conekta_json(route: APIRoute) -> bool:
     except NameError:  # an annotation that does not resolve: not ours to document
         return False
     return isinstance(answers, type) and issubclass(answers, ConektaJSON)
+
+
+def _link(paths: dict[str, Any]) -> None:
+    for (method, path), targets in _LINKS.items():
+        links = paths[path][method]["responses"]["200"].setdefault("links", {})
+        for target_method, target_path, parameters in targets:
+            assert target_method in paths[target_path], (target_method, target_path)
+            pointer = target_path.replace("~", "~0").replace("/", "~1")
+            name = f"{target_method}{target_path}".replace("/", "_").replace("{", "").replace("}", "")
+            links[name] = {"operationRef": f"#/paths/{pointer}/{target_method}", "parameters": parameters}

@@ -9,11 +9,24 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from caja.domain.customers import NewCustomer
-from caja.domain.emails import normalise_email
-from caja.domain.payment_sources import NEVER_EXPIRES, NewPaymentSource, parse_type
+from caja.domain.emails import ADDRESS_PATTERN, MAX_LENGTH, normalise_email
+from caja.domain.payment_sources import NEVER_EXPIRES, NewPaymentSource, PaymentSourceType, parse_type
 from caja.domain.webhooks import NewWebhook
 
-_PHONE = re.compile(r"\+?[0-9][0-9 ()\-]{5,24}")
+_PHONE_SYNTAX = r"\+?[0-9][0-9 ()\-]{5,24}"
+_PHONE = re.compile(_PHONE_SYNTAX)
+# What the validators below accept, as JSON Schema keywords for the OpenAPI document (the
+# validators, not these, decide; they word their own errors).
+_PHONE_DOC = Field(json_schema_extra={"pattern": f"^{_PHONE_SYNTAX}$"})
+_EMAIL_DOC = Field(json_schema_extra={"pattern": ADDRESS_PATTERN, "maxLength": MAX_LENGTH})
+_BIRTH_DATE_DOC = Field(
+    json_schema_extra={"pattern": r"^([0-9]{2}/[0-9]{2}/[0-9]{4}|[0-9]{4}-[0-9]{2}-[0-9]{2})$"}
+)
+_SOURCE_TYPE_DOC = Field(
+    json_schema_extra={
+        "enum": [PaymentSourceType.CASH_RECURRENT.value, PaymentSourceType.SPEI_RECURRENT.value]
+    }
+)
 
 
 def _phone(value: str) -> str:
@@ -47,13 +60,15 @@ def _no_nul(value: str) -> str:
 Name = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=250), AfterValidator(_no_nul)
 ]
-Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=40), AfterValidator(_phone)]
+Phone = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=40), AfterValidator(_phone), _PHONE_DOC
+]
 Text250 = Annotated[str, StringConstraints(max_length=250), AfterValidator(_no_nul)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=40), AfterValidator(_no_nul)]
 BirthDate = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=10), AfterValidator(_birth_date)
+    str, StringConstraints(strip_whitespace=True, max_length=10), AfterValidator(_birth_date), _BIRTH_DATE_DOC
 ]
-Email = Annotated[str, AfterValidator(normalise_email)]
+Email = Annotated[str, AfterValidator(normalise_email), _EMAIL_DOC]
 Metadata = Annotated[dict[str, Any], Field(max_length=100)]
 Epoch = Annotated[int, Field(ge=0, le=4_102_444_800)]  # up to 2100-01-01
 
@@ -68,7 +83,7 @@ class AntifraudInfoIn(StrictBody):
 
 
 class PaymentSourceIn(StrictBody):
-    type: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    type: Annotated[str, StringConstraints(min_length=1, max_length=40), _SOURCE_TYPE_DOC]
     expires_at: Epoch | None = Field(
         default=None, description="0 or absent: never expires; otherwise an epoch 1 to 365 days ahead"
     )
