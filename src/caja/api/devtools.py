@@ -15,7 +15,7 @@ from pydantic import Field
 from starlette.responses import Response
 
 from caja.api.context import Merchant, MerchantDep, PageDep, body_of, list_body
-from caja.api.merchant.schemas import StrictBody
+from caja.api.merchant.schemas import EMAIL_DOC, StrictBody
 from caja.api.openapi import request_body
 from caja.api.responses import ConektaJSON
 from caja.domain.errors import ForbiddenError
@@ -57,7 +57,9 @@ def caught_email_json(email: CaughtEmail, *, full: bool = False) -> JSON:
 
 
 class TestEmailIn(StrictBody):
-    to: str = Field(min_length=3, max_length=254, description="Where to send the test message")
+    to: Annotated[str, EMAIL_DOC] = Field(
+        min_length=3, max_length=254, description="Where to send the test message"
+    )
 
 
 @router.get("/_caja/emails", summary="E-mails the built-in mail catcher received, newest first")

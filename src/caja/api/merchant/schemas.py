@@ -18,7 +18,7 @@ _PHONE = re.compile(_PHONE_SYNTAX)
 # What the validators below accept, as JSON Schema keywords for the OpenAPI document (the
 # validators, not these, decide; they word their own errors).
 _PHONE_DOC = Field(json_schema_extra={"pattern": f"^{_PHONE_SYNTAX}$"})
-_EMAIL_DOC = Field(json_schema_extra={"pattern": ADDRESS_PATTERN, "maxLength": MAX_LENGTH})
+EMAIL_DOC = Field(json_schema_extra={"pattern": ADDRESS_PATTERN, "maxLength": MAX_LENGTH})
 _BIRTH_DATE_DOC = Field(
     json_schema_extra={"pattern": r"^([0-9]{2}/[0-9]{2}/[0-9]{4}|[0-9]{4}-[0-9]{2}-[0-9]{2})$"}
 )
@@ -68,7 +68,7 @@ ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4
 BirthDate = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=10), AfterValidator(_birth_date), _BIRTH_DATE_DOC
 ]
-Email = Annotated[str, AfterValidator(normalise_email), _EMAIL_DOC]
+Email = Annotated[str, AfterValidator(normalise_email), EMAIL_DOC]
 Metadata = Annotated[dict[str, Any], Field(max_length=100)]
 Epoch = Annotated[int, Field(ge=0, le=4_102_444_800)]  # up to 2100-01-01
 
@@ -151,7 +151,12 @@ class CustomerUpdateIn(StrictBody):
         return changes
 
 
-WebhookUrl = Annotated[str, StringConstraints(min_length=1, max_length=2048), AfterValidator(_no_nul)]
+_URL_DOC = Field(
+    json_schema_extra={"pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#:@]+(:[1-9][0-9]{0,4})?([/?#]\S*)?$"}
+)
+WebhookUrl = Annotated[
+    str, StringConstraints(min_length=1, max_length=2048), AfterValidator(_no_nul), _URL_DOC
+]
 EventType = Annotated[str, StringConstraints(min_length=1, max_length=80), AfterValidator(_no_nul)]
 Description = Annotated[str, StringConstraints(max_length=500), AfterValidator(_no_nul)]
 ObjectId = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_no_nul)]
