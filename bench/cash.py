@@ -67,6 +67,7 @@ PACED_LUA = BENCH / "wrk" / "cash_paced.lua"
 VENV_BIN = Path(sys.executable).parent
 
 sys.path.insert(0, str(BENCH))
+import report  # noqa: E402
 import run as suite  # noqa: E402
 from delivery import free_port  # noqa: E402
 
@@ -1328,6 +1329,9 @@ def speeds_markdown(data: dict) -> list[str]:
                 f"with its core {at_burst['cpu']['caja_pct']:.0f}% busy."
             )
         out.append(line)
+    disk = report.fsync_sentence(data.get("machine", {}))
+    if out and disk:
+        out.append(f"- {disk}")
     return ["", *out] if out else []
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -35,6 +37,51 @@ def filesystem(path: Path) -> str:
     done = subprocess.run(["df", "-T", str(path)], capture_output=True, text=True, check=False)
     lines = done.stdout.splitlines()
     return lines[1].split()[1] if len(lines) > 1 else "unknown"
+
+
+# The disk's own sync latency, as a database commit meets it: this many syncs of this much data,
+# this far apart (a paced payment's batch alone writes ~100 KB of WAL on SQLite).
+FSYNC_PROBES = 200
+FSYNC_PROBE_BYTES = 100 * 1024
+FSYNC_PROBE_GAP_S = 0.01
+
+
+def fsync_latency(directory: Path) -> dict[str, float]:
+    """p50/p90/p99/max milliseconds of ``fdatasync`` after writing 100 KB, in ``directory``.
+
+    A durable write is answered only once its data is on disk, so on a disk whose syncs take
+    milliseconds at the tail, no database's commit (nor Caja's own time per payment) does better.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "fsync-probe.bin"
+    block = os.urandom(FSYNC_PROBE_BYTES)
+    took: list[float] = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for i in range(FSYNC_PROBES):
+            os.pwrite(fd, block, (i % 8) * FSYNC_PROBE_BYTES)
+            started = time.perf_counter()
+            os.fdatasync(fd)
+            took.append((time.perf_counter() - started) * 1000)
+            time.sleep(FSYNC_PROBE_GAP_S)
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+    took.sort()
+    at = lambda share: round(took[min(int(len(took) * share), len(took) - 1)], 3)  # noqa: E731
+    return {"p50": at(0.5), "p90": at(0.9), "p99": at(0.99), "max": round(took[-1], 3)}
+
+
+def fsync_sentence(machine: dict) -> str:
+    """How the disk synced at the run's start, for the Method notes ("" for runs that did not measure it)."""
+    sync = machine.get("fsync_100kb_ms")
+    if not sync:
+        return ""
+    return (
+        f"At the run's start the disk synced 100 KB ({FSYNC_PROBES} `fdatasync`s "
+        f"{FSYNC_PROBE_GAP_S * 1000:.0f} ms apart) in p50 {sync['p50']:.2f}, p90 {sync['p90']:.2f}, p99 "
+        f"{sync['p99']:.2f} ms (max {sync['max']:.2f}): a durable commit waits for one of these."
+    )
 
 
 def label(key: str) -> str:
@@ -401,7 +448,7 @@ def markdown(data: dict, source: Path) -> str:
         "",
         f"- **Machine**: {m['cores']} cores ({m['cpu']}), {m['memory_gb']} GiB RAM, Linux {m['kernel']}, "
         f"{m['filesystem']} on a virtual disk; Python {m['python']}, SQLite {m['sqlite']}, "
-        f"PostgreSQL {pgs.get('server_version', '?')}, {m['wrk']}.",
+        f"PostgreSQL {pgs.get('server_version', '?')}, {m['wrk']}. {fsync_sentence(m)}".rstrip(),
         f"- **Pinning**: every server runs with `taskset -c {s['server_core']}` (one uvicorn "
         "process for each Caja, the aiohttp process for localstripe) and wrk with "
         f"`taskset -c {s['client_core']}`. All the servers run for the whole run and are loaded one at "

@@ -857,6 +857,7 @@ def machine(options: Options) -> dict:
         "sqlite": sqlite3.sqlite_version,
         "wrk": (wrk_version.stdout + wrk_version.stderr).split("[")[0].strip(),
         "filesystem": report.filesystem(options.workdir),
+        "fsync_100kb_ms": report.fsync_latency(options.workdir),
     }
     with contextlib.suppress(Exception):
         settings = pg(
