@@ -79,6 +79,11 @@ def test_successes_are_documented_in_the_media_type_they_come_in(
     assert set(operation(document, "post", "/network/v1/lookups")["responses"]["200"]["content"]) == {
         "application/json"
     }
+    # Bytes that are not JSON are documented as what they are.
+    raw = operation(document, "get", "/_caja/emails/{id}/raw")["responses"]["200"]["content"]
+    assert set(raw) == {"message/rfc822"}
+    barcode = operation(document, "get", "/barcodes/{reference}.png")["responses"]["200"]["content"]
+    assert set(barcode) == {"image/png"}
     headers = {"Authorization": f"Bearer {server.api_key}", "Accept": "application/vnd.conekta-v2.1.0+json"}
     listed = httpx.get(f"{server.base_url}/customers", headers=headers, timeout=10.0)
     assert listed.headers["content-type"] == "application/vnd.conekta-v2.1.0+json"
@@ -110,6 +115,9 @@ def test_links_name_the_operations_an_answer_feeds(document: dict[str, Any]) -> 
     }
     listed = operation(document, "get", "/events")["responses"]["200"]["links"]
     assert listed["post_events_event_id_resend"]["parameters"] == {"event_id": "$response.body#/data/0/id"}
+    # The e-mail job a test message became can be followed.
+    job = operation(document, "post", "/_caja/emails")["responses"]["200"]["links"]
+    assert job["get__caja_email_jobs_id"]["parameters"] == {"id": "$response.body#/id"}
     # Every link points at an operation of the document.
     for operations in document["paths"].values():
         for op in operations.values():

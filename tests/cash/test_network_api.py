@@ -244,6 +244,10 @@ def test_a_payment_creates_a_paid_order_and_charge_with_events_and_a_receipt(
     text = json.dumps(receipt()[0], ensure_ascii=False)
     # The receipt names the merchant the reference belongs to (read with the reference itself).
     assert "Pago exitoso" in text and "Tienda de Don Pepe" in text
+    # Its job, followed like any e-mail Caja sends, went out as that message.
+    job = merchant.api.get(f"/_caja/email_jobs/{receipt()[0]['job_id']}").json()
+    assert job["status"] == "sent" and job["caught_email_id"] == receipt()[0]["id"]
+    assert job["template"] == "pago_exitoso" and job["to"] == ["pagador@example.com"]
 
 
 def test_a_retry_gets_the_same_answer_and_no_second_charge(

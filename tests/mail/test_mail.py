@@ -245,11 +245,45 @@ def test_send_test_email_over_http(http: httpx.Client) -> None:
     assert sent.status_code == 200, sent.text
     job = sent.json()
     assert job["object"] == "email_job" and job["id"].startswith("eml_") and job["status"] == "pending"
+    assert job["to"] == [to] and job["template"] == TEST_MESSAGE and job["attempts"] == 0
+    assert job["caught_email_id"] is None and job["finished_at"] is None and job["livemode"] is False
+    assert isinstance(job["created_at"], int) and job["next_attempt_at"] == job["created_at"]
     [caught] = wait_for_email(http, to)
     assert caught["job_id"] == job["id"]
     assert caught["subject"] == "Correo de prueba de Sandbox"
     assert "el envío de correos funciona" in caught["text"]
     assert "el envío de correos funciona" in caught["html"]
+
+    # The job, read again, says it went out and which caught message it became.
+    followed = wait_for_job(http, job["id"], "sent")
+    assert followed["caught_email_id"] == caught["id"] and followed["attempts"] == 1
+    assert followed["next_attempt_at"] is None and followed["last_error"] is None
+    assert followed["finished_at"] >= followed["created_at"] and followed["last_attempted_at"] is not None
+    assert http.get(f"/_caja/emails/{followed['caught_email_id']}").json()["id"] == caught["id"]
+
+
+def wait_for_job(client: httpx.Client, job_id: str, status: str, timeout: float = 20.0) -> dict[str, Any]:
+    """``GET /_caja/email_jobs/{id}`` until the job reaches ``status``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = client.get(f"/_caja/email_jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        job: dict[str, Any] = response.json()
+        assert job["object"] == "email_job" and job["id"] == job_id
+        if job["status"] == status:
+            return job
+        assert time.monotonic() < deadline, f"job {job_id} is {job['status']}, not {status}: {job}"
+        time.sleep(0.1)
+
+
+def test_email_jobs_are_their_own_accounts(own: httpx.Client, http: httpx.Client) -> None:
+    job_id = own.post("/_caja/emails", json={"to": unique_address("ajeno")}).json()["id"]
+    assert own.get(f"/_caja/email_jobs/{job_id}").status_code == 200
+    for response in (http.get(f"/_caja/email_jobs/{job_id}"), own.get("/_caja/email_jobs/eml_2nope")):
+        assert response.status_code == 404, response.text
+        body = response.json()
+        assert_error_envelope(body)
+        assert body["details"][0]["code"] == "conekta.errors.resource_not_found.entity"
 
 
 def test_send_test_email_validation(http: httpx.Client) -> None:
@@ -272,6 +306,7 @@ def test_live_keys_are_refused(
         live.get("/_caja/emails"),
         live.get("/_caja/emails/msg_2abc"),
         live.post("/_caja/emails", json={"to": "a@example.com"}),
+        live.get("/_caja/email_jobs/eml_2abc"),
     ):
         assert response.status_code == 403, response.text
         body = response.json()
@@ -377,12 +412,17 @@ def test_smtp_failures_are_retried_like_any_job(
             assert all(a.url == f"smtp://127.0.0.1:{relay.port}" for a in attempts)
             # Nothing went to the built-in catcher: a relay is configured.
             assert client.get("/_caja/emails").json()["data"] == []
+            sent = wait_for_job(client, job_id, "sent")
+            assert sent["attempts"] == 3 and sent["caught_email_id"] is None and sent["last_error"] is None
 
             refused = client.post("/_caja/emails", json={"to": "rechazado@example.com"}).json()["id"]
             job, attempts = _wait_job(server.database_url, refused, "failed")
             [attempt] = attempts  # a 5xx refusal is permanent: not retried
             assert attempt.error is not None and "550" in attempt.error
             assert len(relay.delivered) == 1
+            failed = wait_for_job(client, refused, "failed")
+            assert failed["attempts"] == 1 and "550" in failed["last_error"]
+            assert failed["next_attempt_at"] is None and failed["finished_at"] is not None
     finally:
         relay.stop()
 
@@ -423,3 +463,7 @@ def test_with_nowhere_to_send_the_job_waits_and_retries(
         assert job is not None and job.status == "pending"
         assert all(a.error and "no SMTP server configured" in a.error for a in attempts)
         assert client.get("/_caja/emails").json()["data"] == []
+        waiting = client.get(f"/_caja/email_jobs/{job_id}").json()
+        assert waiting["status"] == "pending" and waiting["attempts"] >= 3
+        assert "no SMTP server configured" in waiting["last_error"]
+        assert waiting["next_attempt_at"] >= waiting["last_attempted_at"] and waiting["finished_at"] is None

@@ -16,8 +16,9 @@ from starlette.responses import Response
 
 from caja.api.context import Merchant, MerchantDep, PageDep, body_of, list_body
 from caja.api.merchant.schemas import EMAIL_DOC, StrictBody
-from caja.api.openapi import request_body
+from caja.api.openapi import bytes_answer, request_body
 from caja.api.responses import ConektaJSON
+from caja.domain.email_jobs import EmailJob, message_status, seconds
 from caja.domain.errors import ForbiddenError
 from caja.domain.mail import CaughtEmail
 from caja.domain.representations import JSON
@@ -25,6 +26,7 @@ from caja.services import emails
 
 router = APIRouter(tags=["Sandbox tools"])
 EmailId = Annotated[str, Path(max_length=64, description="Caught e-mail id (msg_...)")]
+EmailJobId = Annotated[str, Path(max_length=64, description="E-mail job id (eml_...)")]
 
 
 async def test_merchant(merchant: MerchantDep) -> Merchant:
@@ -56,6 +58,24 @@ def caught_email_json(email: CaughtEmail, *, full: bool = False) -> JSON:
     return body
 
 
+def email_job_json(job: EmailJob) -> JSON:
+    return {
+        "id": job.id,
+        "object": "email_job",
+        "to": list(job.to),
+        "template": job.template,
+        "status": message_status(job.status),
+        "attempts": job.attempts,
+        "next_attempt_at": job.next_attempt_at,
+        "last_attempted_at": seconds(job.last_attempted_at),
+        "last_error": job.last_error,
+        "created_at": seconds(job.created_at),
+        "finished_at": seconds(job.finished_at),
+        "caught_email_id": job.caught_email_id,
+        "livemode": job.livemode,
+    }
+
+
 class TestEmailIn(StrictBody):
     to: Annotated[str, EMAIL_DOC] = Field(
         min_length=3, max_length=254, description="Where to send the test message"
@@ -77,8 +97,14 @@ async def list_emails(request: Request, merchant: TestMerchantDep, page_request:
 async def send_test_email(request: Request, merchant: TestMerchantDep) -> ConektaJSON:
     body = await body_of(request, TestEmailIn)
     c = merchant.container
-    job_id = await emails.send_test(c.uow, c.clock, merchant.tenant, body.to)
-    return merchant.respond({"object": "email_job", "id": job_id, "to": [body.to], "status": "pending"})
+    job = await emails.send_test(c.uow, c.clock, merchant.tenant, body.to)
+    return merchant.respond(email_job_json(job))
+
+
+@router.get("/_caja/email_jobs/{id}", summary="One e-mail job: whether its message went out, and as which")
+async def get_email_job(id: EmailJobId, merchant: TestMerchantDep) -> ConektaJSON:
+    c = merchant.container
+    return merchant.respond(email_job_json(await emails.get_email_job(c.uow, merchant.tenant, id)))
 
 
 @router.get("/_caja/emails/{id}", summary="One caught e-mail, parsed")
@@ -88,7 +114,12 @@ async def get_email(id: EmailId, merchant: TestMerchantDep) -> ConektaJSON:
     return merchant.respond(caught_email_json(email, full=True))
 
 
-@router.get("/_caja/emails/{id}/raw", summary="One caught e-mail as received (message/rfc822)")
+@router.get(
+    "/_caja/emails/{id}/raw",
+    summary="One caught e-mail as received (message/rfc822)",
+    response_class=Response,
+    responses=bytes_answer("message/rfc822", "The message as received"),
+)
 async def get_raw_email(id: EmailId, merchant: TestMerchantDep) -> Response:
     c = merchant.container
     email = await emails.get_caught(c.uow, merchant.tenant, id)

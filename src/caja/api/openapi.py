@@ -122,6 +122,11 @@ _LINKS: dict[tuple[str, str], list[tuple[str, str, dict[str, str]]]] = {
     ],
     ("get", "/orders"): [("get", "/orders/{id}", {"id": _FIRST_ID})],
     ("get", "/charges"): [("get", "/charges/{id}", {"id": _FIRST_ID})],
+    ("post", "/_caja/emails"): [("get", "/_caja/email_jobs/{id}", {"id": _ID})],
+    ("get", "/_caja/emails"): [
+        ("get", "/_caja/emails/{id}", {"id": _FIRST_ID}),
+        ("get", "/_caja/emails/{id}/raw", {"id": _FIRST_ID}),
+    ],
 }
 
 
@@ -130,6 +135,11 @@ def request_body(model: type[BaseModel]) -> dict[str, Any]:
     _documented[model.__name__] = model
     schema = {"$ref": _REF.format(model=model.__name__)}
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def bytes_answer(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:
+    """``responses`` for a route whose success is not JSON (an image, a raw message)."""
+    return {200: {"description": description, "content": {media_type: {"schema": {"type": "string"}}}}}
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from caja.api.context import container_of
+from caja.api.openapi import bytes_answer
 from caja.domain.errors import ResourceNotFoundError
 from caja.domain.payment_sources import PaymentSourceStatus, PaymentSourceType
 from caja.services import payment_sources, readiness
@@ -32,6 +33,7 @@ async def ready(request: Request) -> JSONResponse:
     tags=["Payer pages"],
     summary="Code 128 image of a recurrent cash reference",
     response_class=Response,
+    responses=bytes_answer("image/png", "The barcode (PNG)"),
 )
 async def barcode(request: Request, reference: Annotated[str, Path(pattern=r"^[0-9]{10,30}$")]) -> Response:
     container = container_of(request)

@@ -76,7 +76,8 @@ def _check_recipients(to: tuple[str, ...]) -> None:
         normalise_email(address)
 
 
-def _recipients(payload: dict[str, Any]) -> tuple[str, ...]:
+def recipients_of(payload: dict[str, Any]) -> tuple[str, ...]:
+    """Whom an ``email`` job's payload sends to (a single address, or a list)."""
     to = payload.get("to")
     return (to,) if isinstance(to, str) else tuple(str(a) for a in to or ())
 
@@ -105,7 +106,7 @@ class TemplatedEmail:
         context = payload.get("context")
         if not isinstance(context, dict):
             raise ValueError("the template's values are missing")
-        return cls(to=_recipients(payload), template=str(payload.get("template", "")), context=context)
+        return cls(to=recipients_of(payload), template=str(payload.get("template", "")), context=context)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +136,7 @@ class OutgoingEmail:
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> OutgoingEmail:
         return cls(
-            to=_recipients(payload),
+            to=recipients_of(payload),
             subject=str(payload.get("subject", "")),
             text=str(payload.get("text", "")),
             html=str(payload.get("html", "")),

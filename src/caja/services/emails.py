@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 from caja.domain import ids
 from caja.domain.clock import Clock
+from caja.domain.email_jobs import EmailJob
 from caja.domain.errors import ParameterValidationError, ResourceNotFoundError
-from caja.domain.jobs import JobKind
+from caja.domain.jobs import JobKind, JobStatus
 from caja.domain.mail import CAUGHT_EMAIL_PREFIX, EMAIL_JOB_PREFIX, CaughtEmail, TemplatedEmail, parse_message
 from caja.domain.paging import Page, PageRequest
 from caja.domain.stores import STORE_NAMES
@@ -121,8 +122,8 @@ async def enqueue_withdrawal_reference(
     return await enqueue(tx, tenant, now_ms, email)
 
 
-async def send_test(uow: UnitOfWorkFactory, clock: Clock, tenant: Tenant, to: str) -> str:
-    """Enqueue the generic test message to ``to`` from the tenant's account; the job's id."""
+async def send_test(uow: UnitOfWorkFactory, clock: Clock, tenant: Tenant, to: str) -> EmailJob:
+    """Enqueue the generic test message to ``to`` from the tenant's account; the job, as enqueued."""
     async with uow(write=True) as tx:
         account = await tx.accounts.get(tenant.account_id)
         name = account.name if account is not None else "Caja"
@@ -130,7 +131,28 @@ async def send_test(uow: UnitOfWorkFactory, clock: Clock, tenant: Tenant, to: st
             email = templated(TEST_MESSAGE, [to], {"merchant_name": name, "sent_at": clock.now()})
         except ValueError as exc:
             raise ParameterValidationError.invalid("to", str(exc)) from None
-        return await enqueue(tx, tenant, clock.now_ms(), email)
+        job = email_job(tenant, clock.now_ms(), email)
+        await tx.jobs.enqueue(job)
+    # Answered as enqueued: the dispatcher may already be sending it, which a read would show.
+    return EmailJob(
+        id=job.id,
+        livemode=tenant.livemode,
+        to=email.to,
+        template=email.template,
+        status=JobStatus.PENDING,
+        attempts=0,
+        run_at=job.run_at,
+        created_at=job.created_at,
+    )
+
+
+async def get_email_job(uow: UnitOfWorkFactory, tenant: Tenant, job_id: str) -> EmailJob:
+    """One of the tenant's e-mail jobs (any message Caja sends: test messages, receipts, notices)."""
+    async with uow() as tx:
+        job = await tx.caught_emails.email_job(tenant, job_id)
+    if job is None:
+        raise ResourceNotFoundError.entity("EmailJob", job_id)
+    return job
 
 
 # -- the catcher's side ------------------------------------------------------------------------

@@ -6,8 +6,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from caja.domain.jobs import JobKind
-from caja.domain.mail import CaughtEmail
+from caja.domain.email_jobs import EmailJob
+from caja.domain.jobs import JobKind, JobStatus
+from caja.domain.mail import CaughtEmail, recipients_of
 from caja.domain.paging import PageRequest
 from caja.domain.tenancy import Tenant
 from caja.store.connection import Conn
@@ -56,6 +57,41 @@ class CaughtEmailRepository:
         )
         row = (await self._conn.execute(query)).first()
         return Tenant(row.account_id, bool(row.livemode)) if row else None
+
+    async def email_job(self, tenant: Tenant, job_id: str) -> EmailJob | None:
+        """The tenant's ``email`` job, with the latest message the catcher received from it."""
+        latest_caught = (
+            sa.select(caught_emails.c.id)
+            .where(caught_emails.c.job_id == jobs.c.id)
+            .order_by(caught_emails.c.seq.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        query = sa.select(jobs, latest_caught.label("caught_email_id")).where(
+            jobs.c.id == job_id,
+            jobs.c.kind == JobKind.EMAIL.value,
+            jobs.c.account_id == tenant.account_id,
+            jobs.c.livemode.is_(tenant.livemode),
+        )
+        row = (await self._conn.execute(query)).first()
+        if row is None:
+            return None
+        payload = row.payload if isinstance(row.payload, dict) else {}
+        template = payload.get("template")
+        return EmailJob(
+            id=row.id,
+            livemode=bool(row.livemode),
+            to=recipients_of(payload),
+            template=template if isinstance(template, str) else None,
+            status=JobStatus(row.status),
+            attempts=int(row.attempts),
+            run_at=int(row.run_at),
+            created_at=int(row.created_at),
+            last_error=row.last_error,
+            last_attempted_at=row.last_attempted_at,
+            finished_at=row.finished_at,
+            caught_email_id=row.caught_email_id,
+        )
 
     @staticmethod
     def _visible_to(tenant: Tenant, *, sandbox: bool) -> sa.ColumnElement[bool]:

@@ -219,6 +219,8 @@ caught_emails = sa.Table(
     sa.Column("livemode", sa.Boolean, nullable=True),
     sa.Column("job_id", sa.String(40), nullable=True),
     sa.Index("ix_caught_emails_owner_seq", "account_id", "livemode", "seq"),
+    # The message an e-mail job became (``GET /_caja/email_jobs/{id}``).
+    sa.Index("ix_caught_emails_job", "job_id", "seq"),
 )
 
 # Store networks (cash aggregators) that call the network API; their HMAC secret is sealed with
