@@ -1,4 +1,5 @@
-"""``/_caja/emails``: the messages the sandbox's built-in mail catcher received.
+"""``/_caja/emails``: the messages the sandbox's built-in mail catcher received, and
+``/_caja/email_jobs``: the outbox jobs that send them, followed until they go out.
 
 A sandbox and developer tool, not part of Conekta's API: only test private keys may use it
 (a live key gets 403), and a caller sees only its own account's test-mode messages (tied to it
