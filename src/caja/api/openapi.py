@@ -122,11 +122,9 @@ _LINKS: dict[tuple[str, str], list[tuple[str, str, dict[str, str]]]] = {
     ],
     ("get", "/orders"): [("get", "/orders/{id}", {"id": _FIRST_ID})],
     ("get", "/charges"): [("get", "/charges/{id}", {"id": _FIRST_ID})],
+    # No link from the caught e-mails' list: what it holds depends on how far the dispatcher has
+    # got, and a link whose target comes and goes makes generated chains of calls differ by run.
     ("post", "/_caja/emails"): [("get", "/_caja/email_jobs/{id}", {"id": _ID})],
-    ("get", "/_caja/emails"): [
-        ("get", "/_caja/emails/{id}", {"id": _FIRST_ID}),
-        ("get", "/_caja/emails/{id}/raw", {"id": _FIRST_ID}),
-    ],
 }
 
 
