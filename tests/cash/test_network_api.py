@@ -244,8 +244,13 @@ def test_a_payment_creates_a_paid_order_and_charge_with_events_and_a_receipt(
     text = json.dumps(receipt()[0], ensure_ascii=False)
     # The receipt names the merchant the reference belongs to (read with the reference itself).
     assert "Pago exitoso" in text and "Tienda de Don Pepe" in text
-    # Its job, followed like any e-mail Caja sends, went out as that message.
-    job = merchant.api.get(f"/_caja/email_jobs/{receipt()[0]['job_id']}").json()
+    # Its job, followed like any e-mail Caja sends, went out as that message. The catcher stores the
+    # message before the dispatcher, back from SMTP, marks the job sent: wait for the second step too.
+    job_path = f"/_caja/email_jobs/{receipt()[0]['job_id']}"
+    merchant.receiver.wait_for_sync(
+        lambda: merchant.api.get(job_path).json()["status"] != "sending", timeout=15, what="the receipt's job"
+    )
+    job = merchant.api.get(job_path).json()
     assert job["status"] == "sent" and job["caught_email_id"] == receipt()[0]["id"]
     assert job["template"] == "pago_exitoso" and job["to"] == ["pagador@example.com"]
 
