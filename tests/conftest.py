@@ -35,6 +35,8 @@ class Server:
     log_path: Path
     # Its built-in SMTP mail catcher (a free port per server, so concurrent runs never share one).
     mail_port: int = 0
+    # The operator's token for GET /metrics (CAJA_ADMIN_TOKEN), when the server has one.
+    admin_token: str | None = None
 
     def cli(self, *args: str) -> str:
         env = {**os.environ, "CAJA_DATABASE_URL": self.database_url}
@@ -91,8 +93,9 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     port = free_port()
     mail_port = free_port()
     api_key = f"key_test{secrets.token_hex(12)}"
+    admin_token = secrets.token_urlsafe(24)
     log = workdir / "server.log"
-    env = {**os.environ, "CAJA_LOG_LEVEL": "warning"}
+    env = {**os.environ, "CAJA_LOG_LEVEL": "warning", "CAJA_ADMIN_TOKEN": admin_token}
     with log.open("wb") as out:
         process = subprocess.Popen(
             [
@@ -122,6 +125,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             api_key=api_key,
             log_path=log,
             mail_port=mail_port,
+            admin_token=admin_token,
         )
     finally:
         process.terminate()

@@ -8,12 +8,14 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 
-from caja import __version__, heap
+from caja import __version__, heap, metrics
 from caja.api import devtools, errors, network, openapi, public
+from caja.api import metrics as metrics_route
 from caja.api.in_flight import CountInFlight
 from caja.api.limits import BodySizeLimit
 from caja.api.merchant import customers, events, orders, payment_sources, payment_test, webhook_keys, webhooks
 from caja.api.network_fast import NetworkFastPath
+from caja.api.request_metrics import RequestMetrics
 from caja.bootstrap import Container
 from caja.delivery.priority import Foreground
 from caja.web import cashier, dashboard, slips
@@ -59,11 +61,16 @@ def create_app(container: Container) -> FastAPI:
     # Outside FastAPI's own stack, so an oversized Content-Length gets a Conekta error object
     # before FastAPI's body limit (kept for chunked bodies) answers a bare 413; inside that, the
     # store network's two busiest calls skip the framework's layers (caja.api.network_fast).
-    # Outermost of all, the count of requests in flight that background jobs give way to.
+    # Outside those, each request counted and timed by route (/metrics); outermost of all, the
+    # count of requests in flight that background jobs give way to.
     build_stack = app.build_middleware_stack
     foreground = container.foreground = Foreground()
+    metrics.count_in_flight(lambda: foreground.in_flight)
     app.build_middleware_stack = lambda: CountInFlight(  # type: ignore[method-assign]
-        BodySizeLimit(NetworkFastPath(build_stack(), container, MAX_BODY_BYTES), MAX_BODY_BYTES), foreground
+        RequestMetrics(
+            BodySizeLimit(NetworkFastPath(build_stack(), container, MAX_BODY_BYTES), MAX_BODY_BYTES)
+        ),
+        foreground,
     )
     errors.install(app)
     openapi.install(app)
@@ -78,6 +85,7 @@ def create_app(container: Container) -> FastAPI:
         webhook_keys.router,
         events.router,
         public.router,
+        metrics_route.router,
         slips.router,
         devtools.router,
         dashboard.router,

@@ -225,6 +225,8 @@ class Settings:
     secret: str | None = None
     # The secret CAJA_SECRET replaces: values sealed under it are re-sealed on start.
     previous_secret: str | None = None
+    # The operator's bearer token for GET /metrics (CAJA_ADMIN_TOKEN); unset, /metrics is off.
+    admin_token: str | None = None
     log_level: str = "info"
     log_json: bool = True
     db_pool_size: int = 20
@@ -260,6 +262,7 @@ class Settings:
             public_url=env.optional("CAJA_PUBLIC_URL"),
             secret=env.optional("CAJA_SECRET"),
             previous_secret=env.optional("CAJA_SECRET_PREVIOUS"),
+            admin_token=env.optional("CAJA_ADMIN_TOKEN"),
             log_level=env.text("CAJA_LOG_LEVEL", base.log_level).lower(),
             log_json=env.text("CAJA_LOG_FORMAT", "json").lower() != "console",
             db_pool_size=env.integer("CAJA_DB_POOL_SIZE", base.db_pool_size),

@@ -16,7 +16,9 @@ _SECRET_PATTERNS = (
     re.compile(r"(?i)(bearer|basic)\s+[A-Za-z0-9._~+/=-]+"),
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.DOTALL),
 )
-_SECRET_FIELDS = frozenset({"authorization", "api_key", "password", "secret", "private_key", "key"})
+_SECRET_FIELDS = frozenset(
+    {"authorization", "api_key", "password", "secret", "private_key", "key", "admin_token", "token"}
+)
 
 
 def scrub(text: str) -> str:

@@ -69,6 +69,7 @@ def verbose_server(server: Server, tmp_path: Path) -> Iterator[tuple[str, Path, 
     port = free_port()
     log = tmp_path / "verbose.log"
     env = {**os.environ, "CAJA_LOG_LEVEL": "debug", "PYTHONUNBUFFERED": "1"}
+    env["CAJA_ADMIN_TOKEN"] = server.admin_token or ""
     command = [*CAJA, "serve", "--port", str(port), "--database-url", server.database_url]
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -97,6 +98,12 @@ def test_a_debug_level_log_holds_no_key(
     base_url, log_path, process = verbose_server
     wrong_key = "key_" + secrets.token_urlsafe(24).replace("-", "a").replace("_", "b")
     drive(base_url, server.api_key, wrong_key)
+    # The operator's token, right and wrong, on the metrics route.
+    token = server.admin_token or ""
+    wrong_token = secrets.token_urlsafe(24)
+    for sent, status in ((token, 200), (wrong_token, 401)):
+        answer = httpx.get(f"{base_url}/metrics", headers={"Authorization": f"Bearer {sent}"}, timeout=15)
+        assert answer.status_code == status
     process.terminate()
     process.wait(timeout=15)
     log = log_path.read_text(errors="replace")
@@ -104,6 +111,6 @@ def test_a_debug_level_log_holds_no_key(
     assert f"Caja {base_url}" in log
     assert "Sandbox account acc_" in log
     assert "Application shutdown complete" in log
-    assert_no_secret(log, server.api_key, wrong_key)
+    assert_no_secret(log, server.api_key, wrong_key, token, wrong_token)
     # Nothing shaped like a private key at all.
     assert KEY_LIKE.findall(log) == []

@@ -12,6 +12,7 @@ import pytest
 
 from tests.cash.conftest import Merchant
 from tests.conftest import Server
+from tests.tools.metrics import Scrape, scrape
 from tests.tools.network_client import NetworkClient
 from tests.tools.receiver import Reply
 
@@ -400,3 +401,46 @@ def test_a_named_lookup_pays_only_at_its_own_store(merchant: Merchant, network: 
     )
     assert elsewhere.status_code == 404
     assert network.pay(reference, 10_000, txn(), store="Soriana", lookup_id=lookup["id"])["status"] == "paid"
+
+
+def test_metrics_count_store_calls_merchant_answers_and_the_jobs_they_made(
+    server: Server, merchant: Merchant, network: NetworkClient
+) -> None:
+    before = scrape(server.base_url, server.admin_token)
+    assert network.lookup("10000000000000000000")["failure_code"] == "01"
+    _, _, reference = merchant.reference(email="metricas@example.com")
+    network.lookup(reference)
+    paid = network.pay(reference, 15_000, txn())
+    assert network.reverse(paid["authorization_code"]).json()["status"] == "reversed"
+    merchant.receiver.wait_for_sync(lambda: bool(merchant.events("order.reversed")), timeout=15)
+
+    def grew(after: Scrape, name: str, **labels: str) -> float:
+        return after.value(name, **labels) - before.value(name, **labels)
+
+    after = scrape(server.base_url, server.admin_token)
+    calls = "caja_store_calls_total"
+    assert grew(after, calls, call="lookup", outcome="declined", failure_code="01") == 1
+    assert grew(after, calls, call="lookup", outcome="payable", failure_code="") == 1
+    assert grew(after, calls, call="payment", outcome="paid", failure_code="") == 1
+    assert grew(after, calls, call="reversal", outcome="reversed", failure_code="") == 1
+    approvals = "caja_merchant_approvals_total"
+    for event_type in ("inbound_payment.lookup", "inbound_payment.payment_attempt"):
+        assert grew(after, approvals, event_type=event_type, outcome="payable") == 1, event_type
+        timed = "caja_merchant_approval_seconds_count"
+        assert grew(after, timed, event_type=event_type) == 1, event_type
+
+    # The six events reached the merchant, and the receipt its catcher: each attempt is counted
+    # once the dispatcher has recorded it, a moment after the answer that ended it.
+    def recorded() -> Scrape:
+        return scrape(server.base_url, server.admin_token)
+
+    attempts = "caja_job_attempts_total"
+    merchant.receiver.wait_for_sync(
+        lambda: (
+            grew(recorded(), attempts, kind="webhook", result="succeeded") >= 6
+            and grew(recorded(), attempts, kind="email", result="succeeded") >= 1
+        ),
+        timeout=15,
+        what="the deliveries and the receipt recorded",
+    )
+    assert grew(recorded(), "caja_job_attempt_duration_seconds_count", kind="webhook") >= 6

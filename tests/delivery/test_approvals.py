@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from caja import timing
+from caja import metrics, timing
 from caja.delivery.approvals import ApprovalClient
 from caja.delivery.signing import SignatureWorkers
 from caja.domain.approvals import (
@@ -53,6 +53,12 @@ async def approvals(world: World, request: pytest.FixtureRequest) -> ApprovalCli
     signing.close()
 
 
+def counted(outcome: str) -> float:
+    """Lookups answered with ``outcome`` so far, as ``/metrics`` shows them."""
+    labels = {"event_type": LOOKUP, "outcome": outcome}
+    return metrics.REGISTRY.get_sample_value("caja_merchant_approvals_total", labels) or 0.0
+
+
 async def sync_hook(world: World, receiver: Receiver, path: str, reply: Reply) -> Hook:
     receiver.on(path, always(reply))
     return await world.webhook(receiver.url(path), synchronous=True)
@@ -93,17 +99,21 @@ async def test_decline_with_a_failure_code(
     world: World, receiver: Receiver, approvals: ApprovalClient
 ) -> None:
     await sync_hook(world, receiver, "/no", Reply(200, b'{"payable": false, "failure_code": "15"}'))
+    before = counted("not_payable")
     assert await approvals.request(world.tenant, LOOKUP, INBOUND) == ApprovalReply(False, failure_code="15")
+    assert counted("not_payable") == before + 1
 
 
 async def test_timeout_is_a_typed_failure_within_the_budget(
     world: World, receiver: Receiver, approvals: ApprovalClient
 ) -> None:
     await sync_hook(world, receiver, "/slow", Reply(200, b'{"payable": true}', delay=3.0))
+    before = counted("timeout")
     started = time.monotonic()
     result = await approvals.request(world.tenant, LOOKUP, INBOUND)
     took = time.monotonic() - started
     assert isinstance(result, ApprovalFailure) and result.reason is ApprovalFailureReason.TIMEOUT
+    assert counted("timeout") == before + 1
     # The whole budget was given (2 s), and the answer did not wait for the receiver's (3 s).
     assert 1.9 <= took < 3.0, took
     await approvals.flush()  # calls are logged in the background
@@ -117,8 +127,10 @@ async def test_timeout_is_a_typed_failure_within_the_budget(
 
 async def test_bad_json(world: World, receiver: Receiver, approvals: ApprovalClient) -> None:
     await sync_hook(world, receiver, "/garbage", Reply(200, b"<html>OK</html>"))
+    before = counted("bad_json")
     result = await approvals.request(world.tenant, LOOKUP, INBOUND)
     assert isinstance(result, ApprovalFailure) and result.reason is ApprovalFailureReason.BAD_JSON
+    assert counted("bad_json") == before + 1
 
 
 async def test_out_of_contract(world: World, receiver: Receiver, approvals: ApprovalClient) -> None:
@@ -139,11 +151,13 @@ async def test_bad_http_status(world: World, receiver: Receiver, approvals: Appr
 
 async def test_no_synchronous_webhook(world: World, receiver: Receiver, approvals: ApprovalClient) -> None:
     await world.webhook(receiver.url("/async-only"))  # an ordinary webhook is never asked
+    before = counted("no_synchronous_webhook")
     result = await approvals.request(world.tenant, LOOKUP, INBOUND)
     assert isinstance(result, ApprovalFailure) and result.reason is ApprovalFailureReason.NO_WEBHOOK
     other = await approvals.request(Tenant(world.tenant.account_id, livemode=True), LOOKUP, INBOUND)
     assert isinstance(other, ApprovalFailure) and other.reason is ApprovalFailureReason.NO_WEBHOOK
     assert receiver.requests == []
+    assert counted("no_synchronous_webhook") == before + 2
 
 
 async def test_connection_refused(world: World, approvals: ApprovalClient) -> None:

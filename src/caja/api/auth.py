@@ -1,11 +1,13 @@
-"""Reading the private API key from ``Authorization: Bearer key_...`` or HTTP Basic ``key_...:``."""
+"""Reading the private API key from ``Authorization: Bearer key_...`` or HTTP Basic ``key_...:``,
+and checking the operator's token."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 
-from caja.domain.errors import AuthenticationError
+from caja.domain.errors import AuthenticationError, ForbiddenError
 
 
 def presented_key(authorization: str | None) -> str:
@@ -26,3 +28,18 @@ def presented_key(authorization: str | None) -> str:
         if user:
             return user
     raise AuthenticationError.missing_key()
+
+
+def check_admin_token(authorization: str | None, expected: str | None) -> None:
+    """``Authorization: Bearer <expected>``, or the Conekta error that says what is wrong.
+
+    No token configured turns the operator's routes off (403) rather than leaving them open: the
+    metrics span every account. A merchant's key is never the token, so it gets a 401.
+    """
+    if not expected:
+        raise ForbiddenError.admin_disabled()
+    if not authorization:
+        raise AuthenticationError.missing_key()
+    scheme, _, credentials = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(credentials.strip().encode(), expected.encode()):
+        raise AuthenticationError.invalid_admin_token()

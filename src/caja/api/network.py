@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from starlette.responses import Response
 
-from caja import timing
+from caja import metrics, timing
 from caja.admission import Admitted
 from caja.api.context import container_of
 from caja.api.errors import from_validation
@@ -114,7 +114,9 @@ async def answer_lookup(container: Container, call: SignedCall) -> NetworkJSON:
             network,
             cash_payments.LookupRequest(reference=body.reference, store=body.store, cashier=body.cashier),
         )
-        return _answer(outcome.as_json(), started, spent)
+        answer = outcome.as_json()
+        metrics.count_store_call("lookup", answer)
+        return _answer(answer, started, spent)
 
 
 async def answer_payment(container: Container, call: SignedCall) -> NetworkJSON:
@@ -133,6 +135,7 @@ async def answer_payment(container: Container, call: SignedCall) -> NetworkJSON:
                 lookup_id=body.lookup_id,
             ),
         )
+        metrics.count_store_call("payment", outcome.body)
         return _answer(outcome.body, started, spent)
 
 
@@ -174,7 +177,9 @@ async def reverse(request: Request) -> NetworkJSON:
     container = container_of(request)
     network, body = await _signed(container, await _request_call(request), ReversalIn)
     charge = await cash_payments.reverse(container.cash_desk, network, int(body.authorization_code))
-    return NetworkJSON(cash_payments.reversal_json(charge))
+    answer = cash_payments.reversal_json(charge)
+    metrics.count_store_call("reversal", answer)
+    return NetworkJSON(answer)
 
 
 @router.get("/failure_codes", summary="The decline codes a cashier may see, with their descriptions")

@@ -39,8 +39,9 @@ CONEKTA_MEDIA_TYPES = tuple(media_type(f"2.{minor}.0") for minor in sorted(SUPPO
 _STATUS_MEANINGS = {
     400: "The body is not JSON, or the request is otherwise unreadable "
     "(`request_error`, `parameter_validation_error`)",
-    401: "No valid API key, or no valid network signature (`authentication_error`)",
-    403: "A live key on a sandbox-only route (`authentication_error`)",
+    401: "No valid API key, network signature or operator's token (`authentication_error`)",
+    403: "A live key on a sandbox-only route, or an operator's route with no token configured "
+    "(`authentication_error`)",
     404: "No such object for this key's account and mode (`resource_not_found_error`)",
     406: "`Accept` names an API version Caja does not speak (`parameter_validation_error`)",
     409: "A concurrent or conflicting request won (`conflict_error`)",
@@ -85,6 +86,7 @@ _ERROR_SCHEMA: dict[str, Any] = {
 _SECURITY_SCHEMES = {
     "apiKey": {"type": "http", "scheme": "bearer", "description": "A private API key (`key_…`)"},
     "apiKeyBasic": {"type": "http", "scheme": "basic", "description": "The private API key as the user name"},
+    "adminToken": {"type": "http", "scheme": "bearer", "description": "The operator's `CAJA_ADMIN_TOKEN`"},
     "networkSignature": {
         "type": "apiKey",
         "in": "header",
@@ -185,6 +187,9 @@ def _complete(operation: dict[str, Any], route: APIRoute) -> None:
         operation["security"] = [{"networkSignature": []}]
     if _calls(route.dependant, "test_merchant"):
         statuses.add(403)
+    if _calls(route.dependant, "admin"):
+        statuses |= {401, 403}
+        operation["security"] = [{"adminToken": []}]
     if route.dependant.path_params:
         statuses |= {404, 422}
     if route.dependant.query_params:

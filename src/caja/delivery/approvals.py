@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import structlog
 
-from caja import admission, timing
+from caja import admission, metrics, timing
 from caja.delivery import http
 from caja.delivery.signing import SignatureWorkers
 from caja.delivery.webhook_delivery import Opener, ShortCache, Signer
@@ -105,6 +105,17 @@ class ApprovalClient:
         self, tenant: Tenant, event_type: str, obj: dict[str, Any], *, budget: float | None = None
     ) -> ApprovalResult:
         """Ask every synchronous webhook of ``tenant``; the answer within ``budget`` seconds in all."""
+        result = await self._request(tenant, event_type, obj, budget)
+        if isinstance(result, ApprovalFailure):
+            outcome = result.reason.value
+        else:
+            outcome = "payable" if result.payable else "not_payable"
+        metrics.merchant_approvals.labels(event_type, outcome).inc()
+        return result
+
+    async def _request(
+        self, tenant: Tenant, event_type: str, obj: dict[str, Any], budget: float | None
+    ) -> ApprovalResult:
         budget = self.budget if budget is None else budget
         deadline = time.monotonic() + budget
         try:
@@ -130,7 +141,9 @@ class ApprovalClient:
             with admission.Away():
                 results = list(await asyncio.gather(*calls))
         if spans:
-            timing.add_merchant_time(max(end for _, end in spans) - min(start for start, _ in spans))
+            merchant_seconds = max(end for _, end in spans) - min(start for start, _ in spans)
+            timing.add_merchant_time(merchant_seconds)
+            metrics.merchant_approval_seconds.labels(event_type).observe(merchant_seconds)
         self._log(tenant, event_id, results)
         replies: list[ApprovalReply] = []
         for _target, result, _exchange in results:

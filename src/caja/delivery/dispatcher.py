@@ -29,6 +29,7 @@ from typing import Protocol
 
 import structlog
 
+from caja import metrics
 from caja.delivery.priority import BackgroundLane
 from caja.domain.clock import Clock
 from caja.domain.jobs import (
@@ -497,7 +498,10 @@ class Dispatcher:
                     error=f"{type(exc).__name__}: {exc}"[:500],
                 )
         if entry is not None:
-            self._note_speed(job.concurrency_key, outcome.ok, time.monotonic() - began)
+            took = time.monotonic() - began
+            self._note_speed(job.concurrency_key, outcome.ok, took)
+            if not outcome.skipped:
+                metrics.job_attempt_seconds.labels(job.kind).observe(took)
         end_attempt()  # the endpoint is free for the next job while this one is recorded
         record = _Record(job, context.attempt, outcome, policy, asyncio.get_running_loop().create_future())
         for delay in (0.05, 0.2, 1.0, 2.0, None):
@@ -559,10 +563,12 @@ class Dispatcher:
             changes: list[JobChange] = []
             settles: list[tuple[_Record, Decision]] = []
             settled_keys: set[object] = set()
+            results: list[tuple[str, str]] = []
             for record in batch:
                 job, outcome = record.job, record.outcome
                 if outcome.skipped:
                     if job.id in held:
+                        results.append((job.kind, "cancelled"))
                         changes.append(
                             JobChange(
                                 job.id,
@@ -593,6 +599,7 @@ class Dispatcher:
                     if retry
                     else (JobStatus.SUCCEEDED if decision.next is Next.SUCCEED else JobStatus.FAILED)
                 )
+                results.append((job.kind, "retrying" if retry else status.value))
                 changes.append(
                     JobChange(
                         job_id=job.id,
@@ -617,6 +624,8 @@ class Dispatcher:
             for record, decision in settles:
                 assert record.outcome.settle is not None
                 await record.outcome.settle(tx, decision)
+        for kind, result in results:
+            metrics.job_attempts.labels(kind, result).inc()
         for record in batch:
             if record.outcome.after_commit is not None:
                 record.outcome.after_commit()

@@ -62,6 +62,15 @@ class AuthenticationError(CajaError):
             debug_message="The API key in your request is not valid.",
         )
 
+    @classmethod
+    def invalid_admin_token(cls) -> AuthenticationError:
+        return cls.with_detail(
+            code="conekta.errors.authentication.invalid_key",
+            message_es="Acceso no autorizado.",
+            message_en="Unauthorized access.",
+            debug_message="Send the operator's token (CAJA_ADMIN_TOKEN) as `Authorization: Bearer ...`.",
+        )
+
 
 class ForbiddenError(CajaError):
     """The key is valid but may not do this (a live key on a sandbox tool)."""
@@ -76,6 +85,15 @@ class ForbiddenError(CajaError):
             message_es="Esta herramienta solo está disponible con llaves de prueba.",
             message_en="This tool is only available with test keys.",
             debug_message="Sandbox and developer tools (/_caja/...) require a test private key.",
+        )
+
+    @classmethod
+    def admin_disabled(cls) -> ForbiddenError:
+        return cls.with_detail(
+            code="conekta.errors.authentication.admin_disabled",
+            message_es="Esta ruta de operación está desactivada en este servidor.",
+            message_en="This operator route is turned off on this server.",
+            debug_message="Set CAJA_ADMIN_TOKEN on the server to serve /metrics to requests that send it.",
         )
 
 

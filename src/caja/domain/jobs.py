@@ -43,6 +43,17 @@ class JobKind(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class JobBacklog:
+    """Unfinished jobs of one kind and status, and when the oldest due one of them was due."""
+
+    kind: str
+    status: str
+    count: int
+    # The earliest ``run_at`` (epoch ms) among those already due; None when none is due yet.
+    oldest_run_at_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     """One unit of outbox work, as claimed by a dispatcher."""
 

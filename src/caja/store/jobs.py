@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from caja.domain.jobs import Attempt, Job, JobStatus
+from caja.domain.jobs import Attempt, Job, JobBacklog, JobStatus
 from caja.store.connection import Conn
 from caja.store.prepared import Prepared
 from caja.store.tables import job_attempts, jobs
@@ -396,6 +396,24 @@ class JobRepository:
                 response_body=r.response_body,
             )
             for r in (await self._conn.execute(query)).all()
+        ]
+
+    async def backlog(self, now_ms: int) -> list[JobBacklog]:
+        """Unfinished jobs per kind and status, with the oldest due one's ``run_at`` (``/metrics``).
+
+        Reads only pending and running rows, through ``ix_jobs_due``: finished jobs stay in the
+        table for their history, and a scrape must not count them all every few seconds.
+        """
+        due = sa.case((jobs.c.run_at <= now_ms, jobs.c.run_at))
+        query = (
+            sa.select(jobs.c.kind, jobs.c.status, sa.func.count().label("n"), sa.func.min(due).label("due"))
+            .where(jobs.c.status.in_([JobStatus.PENDING.value, JobStatus.RUNNING.value]))
+            .group_by(jobs.c.kind, jobs.c.status)
+            .order_by(jobs.c.kind, jobs.c.status)
+        )
+        return [
+            JobBacklog(str(row.kind), str(row.status), int(row.n), None if row.due is None else int(row.due))
+            for row in (await self._conn.execute(query)).all()
         ]
 
     async def counts(self) -> dict[str, int]:
