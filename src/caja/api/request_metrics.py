@@ -11,6 +11,8 @@ from caja.api.network import FAST_CALLS
 
 # Paths that matched no route share one label: a scan of random URLs must not create series.
 UNMATCHED = "unmatched"
+# Likewise methods: httptools parses a few dozen, and only these mean anything to Caja.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class RequestMetrics:
@@ -33,9 +35,10 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_counted)
         finally:
-            method, route = scope["method"], _route(scope)
-            metrics.http_requests.labels(method, route, str(status)).inc()
-            metrics.http_request_seconds.labels(method, route).observe(time.perf_counter() - started)
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            route = _route(scope)
+            metrics.series(metrics.http_requests, method, route, str(status)).inc()
+            metrics.series(metrics.http_request_seconds, method, route).observe(time.perf_counter() - started)
 
 
 def _route(scope: Scope) -> str:

@@ -110,7 +110,7 @@ class ApprovalClient:
             outcome = result.reason.value
         else:
             outcome = "payable" if result.payable else "not_payable"
-        metrics.merchant_approvals.labels(event_type, outcome).inc()
+        metrics.series(metrics.merchant_approvals, event_type, outcome).inc()
         return result
 
     async def _request(
@@ -143,7 +143,7 @@ class ApprovalClient:
         if spans:
             merchant_seconds = max(end for _, end in spans) - min(start for start, _ in spans)
             timing.add_merchant_time(merchant_seconds)
-            metrics.merchant_approval_seconds.labels(event_type).observe(merchant_seconds)
+            metrics.series(metrics.merchant_approval_seconds, event_type).observe(merchant_seconds)
         self._log(tenant, event_id, results)
         replies: list[ApprovalReply] = []
         for _target, result, _exchange in results:

@@ -501,7 +501,7 @@ class Dispatcher:
             took = time.monotonic() - began
             self._note_speed(job.concurrency_key, outcome.ok, took)
             if not outcome.skipped:
-                metrics.job_attempt_seconds.labels(job.kind).observe(took)
+                metrics.series(metrics.job_attempt_seconds, job.kind).observe(took)
         end_attempt()  # the endpoint is free for the next job while this one is recorded
         record = _Record(job, context.attempt, outcome, policy, asyncio.get_running_loop().create_future())
         for delay in (0.05, 0.2, 1.0, 2.0, None):
@@ -625,7 +625,7 @@ class Dispatcher:
                 assert record.outcome.settle is not None
                 await record.outcome.settle(tx, decision)
         for kind, result in results:
-            metrics.job_attempts.labels(kind, result).inc()
+            metrics.series(metrics.job_attempts, kind, result).inc()
         for record in batch:
             if record.outcome.after_commit is not None:
                 record.outcome.after_commit()
