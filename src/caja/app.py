@@ -94,6 +94,15 @@ def create_app(container: Container) -> FastAPI:
     return app
 
 
+def create_metrics_app(container: Container) -> FastAPI:
+    """``caja worker --metrics-port``: ``GET /metrics`` alone, for a process that serves no API."""
+    app = FastAPI(title="Caja worker", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.container = container
+    errors.install(app)
+    _install_routes(app, metrics_route.router)
+    return app
+
+
 def _install_routes(app: FastAPI, *routers: APIRouter) -> None:
     """Routes flat on the app, busiest first, the documentation pages last.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from caja import bootstrap, devcli, heap, logs
 from caja.app import create_app
 from caja.config import Settings, SettingsError
 from caja.delivery.keyring import ServerSecretMismatchError, load_secret_box
+from caja.metrics_server import serving_metrics
 from caja.services import accounts, networks
 from caja.store import migrate
 from caja.store.db import redact_url
@@ -182,13 +184,27 @@ def worker(
         typer.Option(min=1, help="Jobs this process runs at once (env CAJA_DISPATCHER_CONCURRENCY)"),
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="debug, info, warning, error")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Serve GET /metrics on this port, for the CAJA_ADMIN_TOKEN bearer (env CAJA_METRICS_PORT)",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str | None, typer.Option(help="Interface of --metrics-port (127.0.0.1; env CAJA_METRICS_HOST)")
+    ] = None,
 ) -> None:
     """Deliver webhooks and run other outbox jobs, beside `caja serve --no-dispatcher`.
 
     Any number of workers may share one PostgreSQL database: each claims jobs with SKIP LOCKED.
     Stops gracefully on SIGTERM or SIGINT (running jobs finish or are handed back).
     """
-    settings = worker_settings(_settings(database_url=database_url, log_level=log_level), concurrency)
+    given = _settings(
+        database_url=database_url, log_level=log_level, metrics_port=metrics_port, metrics_host=metrics_host
+    )
+    settings = worker_settings(given, concurrency)
     logs.configure(settings.log_level, json=settings.log_json)
     container = bootstrap.build(settings)
 
@@ -213,7 +229,14 @@ def worker(
             f"Caja worker {container.dispatcher.worker_id}  database {redact_url(container.database.url)}",
         )
         try:
-            await stop.wait()
+            async with contextlib.AsyncExitStack() as metrics:
+                if settings.metrics_port is not None:
+                    url = await metrics.enter_async_context(
+                        serving_metrics(container, settings.metrics_host, settings.metrics_port)
+                    )
+                    needs = "" if settings.admin_token else " (off until CAJA_ADMIN_TOKEN is set)"
+                    typer.echo(f"Metrics {url}{needs}")
+                await stop.wait()
         finally:
             await container.close()
 

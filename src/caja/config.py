@@ -130,6 +130,16 @@ def store_call_slots(value: str) -> int:
     return slots
 
 
+def optional_port(value: str) -> int | None:
+    """A TCP port; blank, as good as unset (like ``CAJA_SMTP_PORT``)."""
+    if not value.strip():
+        return None
+    port = int(value)
+    if not 0 < port < 65536:
+        raise ValueError("a port outside 1-65535")
+    return port
+
+
 def cash_settings_from_env(environ: Mapping[str, str]) -> CashSettings:
     base = CashSettings()
     integer = _Env(environ).integer
@@ -227,6 +237,9 @@ class Settings:
     previous_secret: str | None = None
     # The operator's bearer token for GET /metrics (CAJA_ADMIN_TOKEN); unset, /metrics is off.
     admin_token: str | None = None
+    # Where ``caja worker`` serves GET /metrics (CAJA_METRICS_HOST, CAJA_METRICS_PORT); no port: nowhere.
+    metrics_host: str = DEFAULT_HOST
+    metrics_port: int | None = None
     log_level: str = "info"
     log_json: bool = True
     db_pool_size: int = 20
@@ -263,6 +276,8 @@ class Settings:
             secret=env.optional("CAJA_SECRET"),
             previous_secret=env.optional("CAJA_SECRET_PREVIOUS"),
             admin_token=env.optional("CAJA_ADMIN_TOKEN"),
+            metrics_host=env.text("CAJA_METRICS_HOST", base.metrics_host),
+            metrics_port=env.parsed("CAJA_METRICS_PORT", None, optional_port, "a port (1-65535)"),
             log_level=env.text("CAJA_LOG_LEVEL", base.log_level).lower(),
             log_json=env.text("CAJA_LOG_FORMAT", "json").lower() != "console",
             db_pool_size=env.integer("CAJA_DB_POOL_SIZE", base.db_pool_size),

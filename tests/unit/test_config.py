@@ -27,6 +27,8 @@ from tests.conftest import CAJA
         ("CAJA_SIGNING_THREADS", "-1", "CAJA_SIGNING_THREADS must be auto or a count"),
         ("CAJA_SIGNING_THREADS", "many", "CAJA_SIGNING_THREADS must be auto or a count"),
         ("CAJA_STORE_CALL_SLOTS", "-1", "CAJA_STORE_CALL_SLOTS must be a count"),
+        ("CAJA_METRICS_PORT", "70000", r"CAJA_METRICS_PORT must be a port \(1-65535\)"),
+        ("CAJA_METRICS_PORT", "metrics", r"CAJA_METRICS_PORT must be a port \(1-65535\)"),
     ],
 )
 def test_a_value_of_the_wrong_form_names_its_variable(name: str, value: str, expected: str) -> None:
@@ -46,16 +48,22 @@ def test_unset_and_well_formed_values() -> None:
             "CAJA_SIGNING_THREADS": "2",
             "CAJA_DISPATCHER": "off",
             "CAJA_STORE_CALL_SLOTS": "0",
+            "CAJA_METRICS_PORT": "9464",
+            "CAJA_METRICS_HOST": "0.0.0.0",
         }
     )
+    assert read.metrics_port == 9464 and read.metrics_host == "0.0.0.0"
     assert read.port == 9000 and read.delivery.approval_timeout == 1.5
     assert read.mail == MailSettings(smtp_security=SmtpSecurity.TLS, smtp_port=2525)
     assert read.delivery.retry_schedule == (0.0, 5.0, 60.0)
     assert read.delivery.signing_threads == 2 and read.delivery.dispatcher is False
     assert read.store_call_slots == 0 and Settings().store_call_slots == 2
     # An empty schedule or port is as good as unset, as before.
-    blank = Settings.from_env({"CAJA_WEBHOOK_RETRY_SCHEDULE": " ", "CAJA_SMTP_PORT": ""})
+    blank = Settings.from_env(
+        {"CAJA_WEBHOOK_RETRY_SCHEDULE": " ", "CAJA_SMTP_PORT": "", "CAJA_METRICS_PORT": ""}
+    )
     assert blank.delivery.retry_schedule == SVIX_SCHEDULE and blank.mail.smtp_port is None
+    assert blank.metrics_port is None
 
 
 def test_signing_threads_default_to_auto_in_serve_and_to_none_in_a_worker() -> None:
