@@ -1328,11 +1328,24 @@ def speeds_markdown(data: dict) -> list[str]:
                 f"sessions before 16), Caja's own p99 per payment was {at_burst['caja_ms']['p99']:,.2f} ms "
                 f"with its core {at_burst['cpu']['caja_pct']:.0f}% busy."
             )
+        line += _paced_rounds_sentence(result["measured"].get(f"p{STORES}-payment"))
         out.append(line)
     disk = report.fsync_sentence(data.get("machine", {}))
     if out and disk:
         out.append(f"- {disk}")
     return ["", *out] if out else []
+
+
+def _paced_rounds_sentence(paced: dict | None) -> str:
+    """Every round's own p99 at the target's load, since it varies widely from round to round."""
+    rounds = [r["caja_p99_ms"] for r in (paced or {}).get("runs", []) if r.get("caja_p99_ms") is not None]
+    if len(rounds) < 2:
+        return ""
+    figures = ", ".join(f"{p99:,.2f}" for p99 in rounds)
+    return (
+        f" Caja's own p99 per payment in each round at half of the sustained rate: {figures} ms "
+        f"(the tables show the round that answered the most calls)."
+    )
 
 
 def recompute_profiles(data: dict) -> None:
