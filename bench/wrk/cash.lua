@@ -21,7 +21,8 @@
 -- caja and db durations (ms) are kept per request, and "rest", caja minus db (Caja's own time
 -- outside its units of work). done() prints "BENCH_JSON {...}" with the counts, wrk's
 -- latency percentiles (microseconds) and the Server-Timing percentiles, plus "BENCH_ERROR ..."
--- lines with a sample of bad answers.
+-- lines with a sample of bad answers, and (cash_paced.lua) "BENCH_OWN_MS ..." with every answer's
+-- own time, so that a p99 can be taken over several runs together.
 
 local ffi = require("ffi")
 ffi.cdef([[
@@ -202,5 +203,12 @@ function done(summary, latency, requests)
    )
    for _, sample in ipairs(samples) do
       io.write("BENCH_ERROR ", json_string(sample), "\n")
+   end
+   if keep_own_samples then -- cash_paced.lua: every answer's own time, for a p99 over several runs
+      local own = {}
+      for i, v in ipairs(gathered("caja")) do
+         own[i] = string.format("%.3f", v)
+      end
+      io.write("BENCH_OWN_MS ", table.concat(own, " "), "\n")
    end
 end
