@@ -9,7 +9,8 @@ meet the same stretches of whatever the machine does.
 
 Each round is a paced lookup run, then a paced payment run of the pairs it looked up (as in
 ``cash.py``); reported per version: Caja's own p50/p99 per call, CPU per call (payments: with
-their e-mails sent), and context switches per call, each round's figure and the median.
+their e-mails sent), and context switches per call, each round's figure and the median; and
+the own p50/p99 over every answer of all the rounds together, as ``cash.py`` reads its target.
 
     python bench/cash_ab.py --a 3b5e6db --b HEAD --rate 250 --rounds 6
     python bench/cash_ab.py --a HEAD --b .          # "." is the working tree
@@ -109,8 +110,16 @@ def figures(out: dict[str, dict]) -> dict[str, Any]:
             "cpu_us": round(1e6 * cpu / good),
             "switches": round(run["cpu"]["caja_switches"] / good, 1),
             "errors": run["errors"],
+            # Every answer's own time (cash_paced.lua), pooled over the rounds by `pooled`.
+            "own_ms_samples": run.get("own_ms_samples") or [],
         }
     return row
+
+
+def pooled(rounds: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    """Own p50/p99 over every answer of every round together, as ``cash.py`` reads its target."""
+    values = [v for r in rounds for v in r[kind]["own_ms_samples"]]
+    return cash.pooled_percentiles(values, len(rounds)) if values else {"count": 0, "rounds": len(rounds)}
 
 
 def table(results: dict[str, list[dict[str, Any]]], labels: dict[str, str]) -> str:
@@ -131,6 +140,12 @@ def table(results: dict[str, list[dict[str, Any]]], labels: dict[str, str]) -> s
                 f"  {label} {labels[label]:>12}: median {med['own_p50_ms']:.1f}/{med['own_p99_ms']:.1f} ms "
                 f"{med['cpu_us']:,.0f} µs {med['switches']:.1f} sw | " + "  ".join(cells)
             )
+            every = pooled(rounds, kind)
+            if every["count"]:
+                lines.append(
+                    f"  {'':>{len(label) + 14}}  pooled over {every['count']:,} answers: "
+                    f"p50 {every['p50']:.2f} ms, p99 {every['p99']:.2f} ms"
+                )
             if all(r[kind]["db_p99_ms"] is not None for r in rounds):
                 split = {
                     k: statistics.median(r[kind][k] for r in rounds)
@@ -242,6 +257,14 @@ def main(argv: list[str] | None = None) -> None:
         "caja_cores": args.caja_cores,
         "backend": args.backend,
     }
+    data["pooled"] = {
+        label: {kind: pooled(rounds, kind) for kind in ("lookup", "payment")}
+        for label, rounds in results.items()
+    }
+    for rounds in results.values():  # the samples are summed up in "pooled"
+        for r in rounds:
+            for kind in ("lookup", "payment"):
+                del r[kind]["own_ms_samples"]
     data["rounds"] = results
     out.write_text(json.dumps(data, indent=2) + "\n")
     cash.log(f"results: {out.relative_to(cash.ROOT)}")
