@@ -71,6 +71,7 @@ sys.path.insert(0, str(BENCH))
 import report  # noqa: E402
 import run as suite  # noqa: E402
 from delivery import free_port  # noqa: E402
+from pause_witness import PauseWitness  # noqa: E402
 
 CAJA_CORE = suite.SERVER_CORE
 CLIENT_CORE = suite.CLIENT_CORE
@@ -563,7 +564,13 @@ class Bench:
         idle = suite.wait_for_idle(self.options.suite)
         counts_before = self.endpoint.counts()
         before = cpu_sample(self.watched)
-        run = wrk(url, kind, requests, connections, seconds, self.options, pace_ms)
+        if pace_ms is None:
+            run = wrk(url, kind, requests, connections, seconds, self.options, pace_ms)
+        else:
+            # At a paced load a pause of the whole machine shows in the tail: count them beside it.
+            with PauseWitness(CLIENT_CORE) as witness:
+                run = wrk(url, kind, requests, connections, seconds, self.options, pace_ms)
+            run["machine_pauses"] = witness.result
         run["cpu"] = cpu_usage(before, cpu_sample(self.watched))
         run["cpu"]["busy_before_pct"] = idle
         counts_after = self.endpoint.counts()
@@ -655,7 +662,17 @@ def _log_run(name: str, key: str, what: str, run: dict) -> None:
         f" {run['cpu']['caja_switches'] / max(run['good'], 1):.1f} sw/call"
         f"  other {run['cpu']['other_pct']:.0f}%  calls "
         f"{run['merchant_calls']}"
+        f"{_pauses_text(run.get('machine_pauses'))}"
         f"{flag}"
+    )
+
+
+def _pauses_text(pauses: dict | None) -> str:
+    if not pauses:
+        return ""
+    return (
+        f"  machine paused {pauses['pauses']}x > {pauses['threshold_ms']:g} ms "
+        f"({pauses['paused_ms']:,.0f} ms in all, longest {pauses['longest_ms']:,.0f})"
     )
 
 
@@ -679,6 +696,7 @@ def summarize(runs: dict[str, list[dict]]) -> dict[str, Any]:
                 "bad": r["bad"],
                 "read_errors": r["socket_errors"].get("read", 0),
                 "other_pct": r["cpu"]["other_pct"],
+                "machine_pauses": r.get("machine_pauses"),
             }
             for r in items
         ]
@@ -1320,6 +1338,9 @@ def markdown(data: dict, source: Path) -> str:
         "each, lighter paced rounds (the rows with lower offered rates: "
         + ", ".join(f"{x:.0%}" for x in s.get("curve_shares", []))
         + " of the sustained rate) show how Caja's own time grows with the load. "
+        "During each paced run `bench/pause_witness.py`, on wrk's core, sleeps 2 ms at a time and counts "
+        "the times it woke more than 5 ms late: pauses of the whole machine (the hypervisor stops both "
+        "cores at once), which every call in flight takes in full, whatever Caja does. "
         "**Reading `Server-Timing` under load**: Caja "
         "times the merchant from sending the approval request to reading its answer, so at 64 stores "
         "*merchant* also holds the time the answer waited while Caja's event loop served other calls (the "
@@ -1368,11 +1389,11 @@ def speeds_markdown(data: dict) -> list[str]:
 
 def _paced_rounds_sentence(paced: dict | None) -> str:
     """Every round's own p99 at the target's load, since it varies widely from round to round."""
-    rounds = [r["caja_p99_ms"] for r in (paced or {}).get("runs", []) if r.get("caja_p99_ms") is not None]
-    if len(rounds) < 2:
+    runs = [r for r in (paced or {}).get("runs", []) if r.get("caja_p99_ms") is not None]
+    if len(runs) < 2:
         return ""
-    figures = ", ".join(f"{p99:,.2f}" for p99 in rounds)
-    sentence = f" Caja's own p99 per payment in each round at half of the sustained rate: {figures} ms"
+    figures = ", ".join(f"{r['caja_p99_ms']:,.2f} ms{_round_pauses(r.get('machine_pauses'))}" for r in runs)
+    sentence = f" Caja's own p99 per payment in each round at half of the sustained rate: {figures}"
     pooled = (paced or {}).get("pooled_caja_ms")
     if pooled:
         sentence += (
@@ -1383,6 +1404,16 @@ def _paced_rounds_sentence(paced: dict | None) -> str:
     else:
         sentence += " (the tables show the round that answered the most calls)."
     return sentence
+
+
+def _round_pauses(pauses: dict | None) -> str:
+    """A round's machine pauses (``pause_witness.py``), where the run recorded them."""
+    if not pauses:
+        return ""
+    return (
+        f" (the machine paused {pauses['pauses']} times over {pauses['threshold_ms']:g} ms, "
+        f"{pauses['paused_ms']:,.0f} ms in all)"
+    )
 
 
 def recompute_profiles(data: dict) -> None:

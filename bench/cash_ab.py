@@ -110,6 +110,9 @@ def figures(out: dict[str, dict]) -> dict[str, Any]:
             "cpu_us": round(1e6 * cpu / good),
             "switches": round(run["cpu"]["caja_switches"] / good, 1),
             "errors": run["errors"],
+            # Pauses of the whole machine during the run (pause_witness.py), which every call in
+            # flight took in full: a round with many reads high whatever the version.
+            "machine_paused_ms": (run.get("machine_pauses") or {}).get("paused_ms"),
             # Every answer's own time (cash_paced.lua), pooled over the rounds by `pooled`.
             "own_ms_samples": run.get("own_ms_samples") or [],
         }
@@ -142,9 +145,12 @@ def table(results: dict[str, list[dict[str, Any]]], labels: dict[str, str]) -> s
             )
             every = pooled(rounds, kind)
             if every["count"]:
+                paused = [r[kind]["machine_paused_ms"] for r in rounds]
                 lines.append(
                     f"  {'':>{len(label) + 14}}  pooled over {every['count']:,} answers: "
-                    f"p50 {every['p50']:.2f} ms, p99 {every['p99']:.2f} ms"
+                    f"p50 {every['p50']:.2f} ms, p99 {every['p99']:.2f} ms; the machine paused "
+                    + " ".join("?" if p is None else f"{p:,.0f}" for p in paused)
+                    + " ms in its rounds"
                 )
             if all(r[kind]["db_p99_ms"] is not None for r in rounds):
                 split = {
