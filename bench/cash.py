@@ -662,17 +662,8 @@ def _log_run(name: str, key: str, what: str, run: dict) -> None:
         f" {run['cpu']['caja_switches'] / max(run['good'], 1):.1f} sw/call"
         f"  other {run['cpu']['other_pct']:.0f}%  calls "
         f"{run['merchant_calls']}"
-        f"{_pauses_text(run.get('machine_pauses'))}"
+        f"{_round_pauses(run.get('machine_pauses'))}"
         f"{flag}"
-    )
-
-
-def _pauses_text(pauses: dict | None) -> str:
-    if not pauses:
-        return ""
-    return (
-        f"  machine paused {pauses['pauses']}x > {pauses['threshold_ms']:g} ms "
-        f"({pauses['paused_ms']:,.0f} ms in all, longest {pauses['longest_ms']:,.0f})"
     )
 
 
