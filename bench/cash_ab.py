@@ -223,6 +223,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     refs = {"A": args.a, "B": args.b}
     results: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
+    # Named now: HEAD may move while the rounds run, and each server runs what was exported at start.
+    labels = {label: source_env(ref)[0] for label, ref in refs.items()}
     with contextlib.ExitStack() as stack:
         helpers = {
             "endpoint": stack.enter_context(cash.helper("approval-endpoint", cash.CLIENT_CORE, options)),
@@ -252,7 +254,6 @@ def main(argv: list[str] | None = None) -> None:
             for label in order:
                 results[label].append(figures(paced(benches[label], args.duration)))
             time.sleep(0.5)
-    labels = {label: source_env(ref)[0] for label, ref in refs.items()}
     print(table(results, labels))
     out = cash.RESULTS / f"cash-ab-{stamp}.json"
     data = {
