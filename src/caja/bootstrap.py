@@ -17,6 +17,7 @@ from caja.delivery.signing import SignatureWorkers, default_signing_threads
 from caja.delivery.wakeups import PgWakeups
 from caja.domain.clock import Clock, SystemClock
 from caja.domain.jobs import JobKind
+from caja.housekeeping import Housekeeper
 from caja.services.accounts import KeyResolver
 from caja.services.cash_payments import CashDesk
 from caja.services.networks import NetworkAuthenticator
@@ -41,6 +42,8 @@ class Container:
     # The outbox dispatcher, when this process runs one (settings.delivery.dispatcher).
     dispatcher: Dispatcher | None = None
     wakeups: PgWakeups | None = None
+    # Applies the retention window (settings.retention) where a dispatcher runs.
+    housekeeper: Housekeeper | None = None
     _approvals: ApprovalClient | None = None
     # Computes the RSA signatures of approval calls and deliveries; set by start().
     signing: SignatureWorkers | None = None
@@ -140,8 +143,14 @@ class Container:
             await self.dispatcher.start()
             if self.wakeups is not None:
                 await self.wakeups.listen(self.dispatcher.wake)
+        if delivery.dispatcher and self.housekeeper is None and self.settings.retention.window > 0:
+            self.housekeeper = Housekeeper(self.uow, self.clock, self.settings.retention)
+            self.housekeeper.start()
 
     async def close(self) -> None:
+        if self.housekeeper is not None:
+            await self.housekeeper.stop()
+            self.housekeeper = None
         if self.wakeups is not None:
             self.uow.remove_commit_listener(self.wakeups.notify_soon)
             await self.wakeups.close()

@@ -20,7 +20,7 @@ from caja.app import create_app
 from caja.config import Settings, SettingsError
 from caja.delivery.keyring import ServerSecretMismatchError, load_secret_box
 from caja.metrics_server import serving_metrics
-from caja.services import accounts, networks
+from caja.services import accounts, networks, retention
 from caja.store import migrate
 from caja.store.db import redact_url
 
@@ -263,6 +263,51 @@ def migrate_command(database_url: DatabaseOpt = None) -> None:
             await container.close()
 
     typer.echo(f"schema at revision {asyncio.run(run())}")
+
+
+@cli.command(name="prune")
+def prune_command(
+    days: Annotated[
+        float | None,
+        typer.Option(help="Delete what is older than this many days, above 0 (env CAJA_RETENTION_DAYS, 90)"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON")] = False,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Apply the retention window now: delete old events with their deliveries, the approval
+    calls' log, e-mail jobs, caught e-mails and expired store lookups (docs/operations.md).
+
+    Processes that run a dispatcher do this every CAJA_RETENTION_INTERVAL seconds anyway.
+    """
+    settings = _settings(database_url=database_url)
+    if days is not None and not 0 < days < float("inf"):
+        typer.echo(f"caja: --days must be a number of days above 0, not {days}", err=True)
+        raise typer.Exit(2)
+    window = (days if days is not None else settings.retention.days) * 86_400
+    if window <= 0:
+        typer.echo("caja: retention is off (CAJA_RETENTION_DAYS=0): pass --days to prune anyway", err=True)
+        raise typer.Exit(2)
+    container = bootstrap.build(settings)
+
+    async def run() -> retention.RetentionReport:
+        try:
+            await migrate.upgrade(container.database)
+            return await retention.prune(container.uow, container.clock, window)
+        finally:
+            await container.close()
+
+    report = asyncio.run(run())
+    counts = {
+        "cutoff": report.cutoff,
+        "events": report.events,
+        "jobs": report.jobs,
+        "caught_emails": report.caught_emails,
+        "lookups": report.lookups,
+    }
+    if as_json:
+        typer.echo(json.dumps(counts))
+    else:
+        typer.echo(" ".join(f"{name}={value}" for name, value in counts.items()))
 
 
 @accounts_cli.command("create")

@@ -112,6 +112,50 @@ class DeliverySettings:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class RetentionSettings:
+    """How long traffic's by-products are kept (caja.services.retention)."""
+
+    # Events with their deliveries, the approval calls' log, e-mail jobs, caught e-mails and
+    # expired store lookups go once this many days old; 0 keeps everything.
+    days: float = 90.0
+    # How often each process that runs a dispatcher prunes, in seconds.
+    interval: float = 3600.0
+
+    @property
+    def window(self) -> float:
+        """The retention window in seconds (0: keep everything)."""
+        return self.days * 86_400
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> RetentionSettings:
+        base = cls()
+        env = _Env(environ)
+        return cls(
+            days=env.parsed("CAJA_RETENTION_DAYS", base.days, retention_days, "a number of days (0 or more)"),
+            interval=env.parsed(
+                "CAJA_RETENTION_INTERVAL", base.interval, positive_seconds, "a number of seconds above 0"
+            ),
+        )
+
+
+def retention_days(value: str) -> float:
+    """``CAJA_RETENTION_DAYS``: days, fractions allowed; ``0`` or ``off`` keeps everything."""
+    if value.strip().lower() == "off":
+        return 0.0
+    days = float(value)
+    if not days >= 0 or days == float("inf"):
+        raise ValueError("not a finite number of days, 0 or more")
+    return days
+
+
+def positive_seconds(value: str) -> float:
+    seconds = float(value)
+    if not 0 < seconds < float("inf"):
+        raise ValueError("not a finite number of seconds above 0")
+    return seconds
+
+
 def signing_threads(value: str) -> int | None:
     """``CAJA_SIGNING_THREADS``: ``auto`` (None) or a count, 0 to sign on the event loop."""
     if value.strip().lower() == "auto":
@@ -252,6 +296,7 @@ class Settings:
     delivery: DeliverySettings = DeliverySettings()
     mail: MailSettings = MailSettings()
     cash: CashSettings = field(default_factory=CashSettings)
+    retention: RetentionSettings = RetentionSettings()
 
     @property
     def base_url(self) -> str:
@@ -288,6 +333,7 @@ class Settings:
             delivery=DeliverySettings.from_env(environ),
             mail=MailSettings.from_env(environ),
             cash=cash_settings_from_env(environ),
+            retention=RetentionSettings.from_env(environ),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from caja.cli import worker_settings
-from caja.config import DeliverySettings, MailSettings, Settings, SettingsError, SmtpSecurity
+from caja.config import (
+    DeliverySettings,
+    MailSettings,
+    RetentionSettings,
+    Settings,
+    SettingsError,
+    SmtpSecurity,
+)
 from caja.domain.jobs import SVIX_SCHEDULE
 from tests.conftest import CAJA
 
@@ -75,7 +82,44 @@ def test_signing_threads_default_to_auto_in_serve_and_to_none_in_a_worker() -> N
     assert worker_settings(chosen, 4).delivery.concurrency == 4
 
 
-@pytest.mark.parametrize("command", ["serve", "worker", "migrate"])
+def test_retention_is_ninety_days_by_default_in_days_or_off() -> None:
+    assert Settings().retention == RetentionSettings(days=90.0, interval=3600.0)
+    assert Settings().retention.window == 90 * 86_400
+    read = Settings.from_env({"CAJA_RETENTION_DAYS": "0.5", "CAJA_RETENTION_INTERVAL": "60"})
+    assert read.retention.window == 43_200 and read.retention.interval == 60.0
+    assert Settings.from_env({"CAJA_RETENTION_DAYS": "off"}).retention.window == 0
+    assert Settings.from_env({"CAJA_RETENTION_DAYS": "0"}).retention.window == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("CAJA_RETENTION_DAYS", "-1", "CAJA_RETENTION_DAYS must be a number of days (0 or more), not '-1'"),
+        ("CAJA_RETENTION_DAYS", "nan", "CAJA_RETENTION_DAYS must be a number of days (0 or more), not 'nan'"),
+        (
+            "CAJA_RETENTION_DAYS",
+            "ninety",
+            "CAJA_RETENTION_DAYS must be a number of days (0 or more), not 'ninety'",
+        ),
+        (
+            "CAJA_RETENTION_INTERVAL",
+            "0",
+            "CAJA_RETENTION_INTERVAL must be a number of seconds above 0, not '0'",
+        ),
+        (
+            "CAJA_RETENTION_INTERVAL",
+            "inf",
+            "CAJA_RETENTION_INTERVAL must be a number of seconds above 0, not 'inf'",
+        ),
+    ],
+)
+def test_a_retention_setting_out_of_range_names_its_variable(name: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({name: value})
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize("command", ["serve", "worker", "migrate", "prune"])
 def test_the_cli_stops_with_the_message_not_a_traceback(command: str, tmp_path: Path) -> None:
     env = {**os.environ, "CAJA_DATABASE_URL": f"sqlite:///{tmp_path / 'caja.db'}", "CAJA_KEEP_ALIVE": "long"}
     done = subprocess.run([*CAJA, command], env=env, capture_output=True, text=True, timeout=60, check=False)

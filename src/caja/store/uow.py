@@ -23,6 +23,7 @@ from caja.store.networks import NetworkRepository
 from caja.store.orders import OrderRepository
 from caja.store.payment_sources import PaymentSourceRepository
 from caja.store.payment_writes import PaymentWriteRepository
+from caja.store.retention import RetentionRepository
 from caja.store.sealed import SealedValueRepository
 from caja.store.sequences import SequenceRepository
 from caja.store.webhook_keys import WebhookKeyRepository
@@ -158,6 +159,10 @@ class UnitOfWork:
     @cached_property
     def sealed(self) -> SealedValueRepository:
         return SealedValueRepository(self._conn)
+
+    @cached_property
+    def retention(self) -> RetentionRepository:
+        return RetentionRepository(self._conn)
 
     async def __aexit__(
         self,

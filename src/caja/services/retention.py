@@ -1,0 +1,64 @@
+"""Retention: deleting what the traffic leaves behind once it is older than the window.
+
+Kept whatever its age: the merchant's objects (customers, payment sources, orders, charges,
+webhooks and keys) and the store networks' transaction records, which answer a store's retry
+and its reversal. Pruned once older than the window: events with their deliveries, the
+approval calls' log, e-mail jobs, caught e-mails, and store lookups (which expire in minutes).
+Each batch is a unit of work of its own, so a pass never holds the writer for long and a pass
+cut short (a stop, a crash) leaves whole batches deleted and the rest for the next one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from caja.domain.clock import Clock
+from caja.store.retention import PrunedBatch, RetentionRepository
+from caja.store.uow import UnitOfWorkFactory
+
+# Rows one batch reads and at most deletes (with their attempts, for events and jobs).
+BATCH = 500
+
+Step = Callable[[RetentionRepository, int], Awaitable[PrunedBatch]]
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionReport:
+    """Rows deleted by one pass."""
+
+    cutoff: int  # epoch seconds: what was older went
+    events: int = 0
+    jobs: int = 0
+    caught_emails: int = 0
+    lookups: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.events + self.jobs + self.caught_emails + self.lookups
+
+
+async def _drain(uow: UnitOfWorkFactory, step: Step) -> int:
+    deleted, after = 0, 0
+    while True:
+        # A crash may lose a batch's deletes: the next pass deletes the same rows again.
+        async with uow(write=True, durable=False) as tx:
+            batch = await step(tx.retention, after)
+        deleted += batch.deleted
+        after = batch.last_seq
+        if batch.done:
+            return deleted
+
+
+async def prune(uow: UnitOfWorkFactory, clock: Clock, window: float, batch: int = BATCH) -> RetentionReport:
+    """Delete what is older than ``window`` seconds, table by table, in batches of ``batch`` rows."""
+    if window <= 0:
+        raise ValueError("a retention window must be above 0 seconds")
+    cutoff_ms = clock.now_ms() - round(window * 1000)
+    cutoff = cutoff_ms // 1000
+    # Events first: their delivery jobs go with them, and the jobs' pass then skips none of them.
+    events = await _drain(uow, lambda repo, after: repo.prune_events(cutoff, after, batch))
+    jobs = await _drain(uow, lambda repo, after: repo.prune_jobs(cutoff_ms, after, batch))
+    emails = await _drain(uow, lambda repo, after: repo.prune_caught_emails(cutoff, after, batch))
+    lookups = await _drain(uow, lambda repo, after: repo.prune_lookups(cutoff, after, batch))
+    return RetentionReport(cutoff=cutoff, events=events, jobs=jobs, caught_emails=emails, lookups=lookups)
