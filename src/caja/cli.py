@@ -297,13 +297,7 @@ def prune_command(
             await container.close()
 
     report = asyncio.run(run())
-    counts = {
-        "cutoff": report.cutoff,
-        "events": report.events,
-        "jobs": report.jobs,
-        "caught_emails": report.caught_emails,
-        "lookups": report.lookups,
-    }
+    counts = {"cutoff": report.cutoff, **report.counts()}
     if as_json:
         typer.echo(json.dumps(counts))
     else:

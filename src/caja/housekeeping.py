@@ -8,6 +8,7 @@ import random
 
 import structlog
 
+from caja import metrics
 from caja.config import RetentionSettings
 from caja.domain.clock import Clock
 from caja.services import retention
@@ -51,16 +52,13 @@ class Housekeeper:
             try:
                 report = await retention.prune(self._uow, self._clock, self._settings.window)
             except Exception:
+                metrics.series(metrics.retention_passes, "failed").inc()
                 log.exception("retention pass failed; trying again at the next one")
             else:
                 self.passes += 1
+                metrics.series(metrics.retention_passes, "ok").inc()
+                for table, deleted in report.counts().items():
+                    metrics.series(metrics.retention_deleted, table).inc(deleted)
                 if report.total:
-                    log.info(
-                        "retention pass",
-                        cutoff=report.cutoff,
-                        events=report.events,
-                        jobs=report.jobs,
-                        caught_emails=report.caught_emails,
-                        lookups=report.lookups,
-                    )
+                    log.info("retention pass", cutoff=report.cutoff, **report.counts())
             await asyncio.sleep(interval * random.uniform(0.9, 1.1))

@@ -96,6 +96,20 @@ job_attempt_seconds = Histogram(
     registry=REGISTRY,
 )
 
+retention_passes = Counter(
+    "caja_retention_passes",
+    "Passes of the retention window this process ran, by result: ok or failed.",
+    ["result"],
+    registry=REGISTRY,
+)
+retention_deleted = Counter(
+    "caja_retention_deleted_rows",
+    "Rows this process's retention passes deleted: events (with their deliveries), jobs of no "
+    "event (approval calls, e-mails), caught e-mails, store lookups.",
+    ["table"],
+    registry=REGISTRY,
+)
+
 
 M = TypeVar("M", bound=MetricWrapperBase)
 

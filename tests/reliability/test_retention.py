@@ -4,6 +4,7 @@ objects stay either way."""
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import time
 from typing import Any
@@ -31,6 +32,15 @@ def event_of(http: httpx.Client, object_id: str, event_type: str) -> dict[str, A
     return found[0]
 
 
+def sample(exposition: str, name: str) -> float:
+    """One series' value in a Prometheus text exposition."""
+    values = [
+        float(line.rsplit(" ", 1)[1]) for line in exposition.splitlines() if line.startswith(name + " ")
+    ]
+    assert len(values) == 1, (name, exposition[-2000:])
+    return values[0]
+
+
 def event_ids(http: httpx.Client) -> set[str]:
     listed = http.get("/events", params={"limit": "100"})
     assert listed.status_code == 200, listed.text
@@ -43,6 +53,7 @@ async def test_serve_prunes_a_delivered_event_once_it_is_older_than_the_window(
 ) -> None:
     deployment.env["CAJA_RETENTION_DAYS"] = repr(RETAIN / 86_400)
     deployment.env["CAJA_RETENTION_INTERVAL"] = "0.5"
+    deployment.env["CAJA_ADMIN_TOKEN"] = token = secrets.token_urlsafe(16)
     receiver = Receiver().start()
     try:
         deployment.serve()
@@ -71,6 +82,12 @@ async def test_serve_prunes_a_delivered_event_once_it_is_older_than_the_window(
             assert updated.status_code == 200, updated.text
             fresh = event_of(http, customer.json()["id"], "customer.updated")
             assert http.get(f"/events/{fresh['id']}").status_code == 200
+            scraped = http.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+            assert scraped.status_code == 200
+            deleted = sample(scraped.text, 'caja_retention_deleted_rows_total{table="events"}')
+            assert deleted >= 2  # the customer's event and the webhook's own, at least
+            assert sample(scraped.text, 'caja_retention_passes_total{result="ok"}') >= 1
+            assert 'caja_retention_passes_total{result="failed"}' not in scraped.text
     finally:
         receiver.stop()
 

@@ -33,9 +33,18 @@ class RetentionReport:
     caught_emails: int = 0
     lookups: int = 0
 
+    def counts(self) -> dict[str, int]:
+        """Rows deleted, by what they were."""
+        return {
+            "events": self.events,
+            "jobs": self.jobs,
+            "caught_emails": self.caught_emails,
+            "lookups": self.lookups,
+        }
+
     @property
     def total(self) -> int:
-        return self.events + self.jobs + self.caught_emails + self.lookups
+        return sum(self.counts().values())
 
 
 async def _drain(uow: UnitOfWorkFactory, step: Step) -> int:
