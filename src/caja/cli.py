@@ -7,9 +7,10 @@ import contextlib
 import json
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 import uvicorn
@@ -23,6 +24,8 @@ from caja.metrics_server import serving_metrics
 from caja.services import accounts, networks, retention
 from caja.store import migrate
 from caja.store.db import redact_url
+
+T = TypeVar("T")
 
 cli = typer.Typer(
     help="Caja: a self-hostable Conekta-compatible gateway for offline payments.", no_args_is_help=True
@@ -47,6 +50,20 @@ def _settings(**overrides: object) -> Settings:
     except SettingsError as exc:
         typer.echo(f"caja: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def _on_current_schema(settings: Settings, work: Callable[[bootstrap.Container], Awaitable[T]]) -> T:
+    """Run ``work`` once the database's schema is current, and close everything after it."""
+    container = bootstrap.build(settings)
+
+    async def run() -> T:
+        try:
+            await migrate.upgrade(container.database)
+            return await work(container)
+        finally:
+            await container.close()
+
+    return asyncio.run(run())
 
 
 @cli.command()
@@ -287,16 +304,7 @@ def prune_command(
     if window <= 0:
         typer.echo("caja: retention is off (CAJA_RETENTION_DAYS=0): pass --days to prune anyway", err=True)
         raise typer.Exit(2)
-    container = bootstrap.build(settings)
-
-    async def run() -> retention.RetentionReport:
-        try:
-            await migrate.upgrade(container.database)
-            return await retention.prune(container.uow, container.clock, window)
-        finally:
-            await container.close()
-
-    report = asyncio.run(run())
+    report = _on_current_schema(settings, lambda c: retention.prune(c.uow, c.clock, window))
     counts = {"cutoff": report.cutoff, **report.counts()}
     if as_json:
         typer.echo(json.dumps(counts))
@@ -311,16 +319,8 @@ def accounts_create(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Create a merchant account with a test and a live private key (shown once)."""
-    container = bootstrap.build(_settings(database_url=database_url))
-
-    async def run() -> accounts.IssuedAccount:
-        try:
-            await migrate.upgrade(container.database)
-            return await accounts.create_account(container.uow, container.clock, name)
-        finally:
-            await container.close()
-
-    issued = asyncio.run(run())
+    settings = _settings(database_url=database_url)
+    issued = _on_current_schema(settings, lambda c: accounts.create_account(c.uow, c.clock, name))
     out = {
         "id": issued.account.id,
         "name": issued.account.name,
@@ -342,17 +342,13 @@ def accounts_roll_key(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Revoke an account's key of one mode and print a new one."""
-    container = bootstrap.build(_settings(database_url=database_url))
-
-    async def run() -> str:
-        try:
-            await migrate.upgrade(container.database)
-            return await accounts.roll_key(container.uow, container.clock, account_id, livemode=live)
-        finally:
-            await container.close()
-
+    settings = _settings(database_url=database_url)
     try:
-        typer.echo(asyncio.run(run()))
+        typer.echo(
+            _on_current_schema(
+                settings, lambda c: accounts.roll_key(c.uow, c.clock, account_id, livemode=live)
+            )
+        )
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
@@ -369,18 +365,13 @@ def networks_create(
 ) -> None:
     """Issue credentials for a store network to call the network API (the secret is shown once)."""
     settings = _settings(database_url=database_url)
-    container = bootstrap.build(settings)
 
-    async def run() -> networks.IssuedNetwork:
-        try:
-            await migrate.upgrade(container.database)
-            previous = (settings.previous_secret,) if settings.previous_secret else ()
-            box = await load_secret_box(container.uow, container.clock, settings.secret, previous)
-            return await networks.create(container.uow, container.clock, box, name, livemode=not test)
-        finally:
-            await container.close()
+    async def create(container: bootstrap.Container) -> networks.IssuedNetwork:
+        previous = (settings.previous_secret,) if settings.previous_secret else ()
+        box = await load_secret_box(container.uow, container.clock, settings.secret, previous)
+        return await networks.create(container.uow, container.clock, box, name, livemode=not test)
 
-    issued = asyncio.run(run())
+    issued = _on_current_schema(settings, create)
     out = {
         "id": issued.network.id,
         "name": issued.network.name,

@@ -9,6 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from caja.domain.clock import FixedClock
+from caja.domain.tenancy import Tenant
+from caja.services import accounts
 from caja.store import migrate
 from caja.store.db import Database
 from caja.store.tables import metadata
@@ -51,3 +53,10 @@ def uow(database: Database) -> UnitOfWorkFactory:
 @pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(NOW)
+
+
+@pytest.fixture
+async def tenant(uow: UnitOfWorkFactory, clock: FixedClock) -> Tenant:
+    """A new merchant account's test mode."""
+    issued = await accounts.create_account(uow, clock, "Comercio")
+    return Tenant(issued.account.id, livemode=False)

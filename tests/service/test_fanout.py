@@ -32,12 +32,6 @@ BASE = "http://caja.test"
 BOX = SecretBox(b"fan-out test secret")
 
 
-@pytest.fixture
-async def tenant(uow: UnitOfWorkFactory, clock: FixedClock) -> Tenant:
-    issued = await accounts.create_account(uow, clock, "Comercio")
-    return Tenant(issued.account.id, livemode=False)
-
-
 async def rows(database: Database, query: sa.Select[Any]) -> list[Any]:
     return list(await database.run_sync(lambda c: c.execute(query).all()))
 

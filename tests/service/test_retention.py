@@ -16,7 +16,7 @@ from caja.domain.jobs import JOB_ID_PREFIX, Attempt, JobKind, JobStatus
 from caja.domain.mail import CaughtEmail
 from caja.domain.tenancy import Tenant
 from caja.domain.webhooks import NewWebhook
-from caja.services import accounts, retention, webhooks
+from caja.services import retention, webhooks
 from caja.store.db import Database
 from caja.store.jobs import NewJob
 from caja.store.tables import cash_lookups, caught_emails, events, job_attempts, jobs
@@ -28,12 +28,6 @@ WINDOW = 90 * DAY
 OLD = NOW - 100 * DAY
 RECENT = NOW - DAY
 BOX = SecretBox(b"retention test secret")
-
-
-@pytest.fixture
-async def tenant(uow: UnitOfWorkFactory, clock: FixedClock) -> Tenant:
-    issued = await accounts.create_account(uow, clock, "Comercio")
-    return Tenant(issued.account.id, livemode=False)
 
 
 async def column(database: Database, query: sa.Select[Any]) -> set[Any]:

@@ -39,12 +39,6 @@ async def count(database: Database, table: sa.Table) -> int:
     return int(await database.run_sync(lambda c: c.scalar(sa.select(sa.func.count()).select_from(table))))
 
 
-@pytest.fixture
-async def tenant(uow: UnitOfWorkFactory, clock: FixedClock) -> Tenant:
-    issued = await accounts.create_account(uow, clock, "Comercio")
-    return Tenant(issued.account.id, livemode=False)
-
-
 async def test_concurrent_creates_all_commit_with_their_events(
     uow: UnitOfWorkFactory, clock: FixedClock, tenant: Tenant, database: Database
 ) -> None:

@@ -107,20 +107,19 @@ class RetentionRepository:
             await self._delete_jobs(gone)
         return _batch(rows, prefix, limit, len(gone), after)
 
+    async def _prune_by_age(
+        self, table: sa.Table, age: str, cutoff: int, after: int, limit: int
+    ) -> PrunedBatch:
+        rows = await self._next(table, (age,), after, limit)
+        prefix = _older_prefix(rows, age, cutoff)
+        if prefix:
+            await self._conn.execute(sa.delete(table).where(table.c.seq.in_([row.seq for row in prefix])))
+        return _batch(rows, prefix, limit, len(prefix), after)
+
     async def prune_caught_emails(self, cutoff: int, after: int, limit: int) -> PrunedBatch:
         """Messages the sandbox's mail catcher received before ``cutoff`` (epoch seconds)."""
-        rows = await self._next(caught_emails, ("received_at",), after, limit)
-        prefix = _older_prefix(rows, "received_at", cutoff)
-        if prefix:
-            seqs = [row.seq for row in prefix]
-            await self._conn.execute(sa.delete(caught_emails).where(caught_emails.c.seq.in_(seqs)))
-        return _batch(rows, prefix, limit, len(prefix), after)
+        return await self._prune_by_age(caught_emails, "received_at", cutoff, after, limit)
 
     async def prune_lookups(self, cutoff: int, after: int, limit: int) -> PrunedBatch:
         """Store lookups that expired before ``cutoff`` (epoch seconds): no payment can use them."""
-        rows = await self._next(cash_lookups, ("expires_at",), after, limit)
-        prefix = _older_prefix(rows, "expires_at", cutoff)
-        if prefix:
-            seqs = [row.seq for row in prefix]
-            await self._conn.execute(sa.delete(cash_lookups).where(cash_lookups.c.seq.in_(seqs)))
-        return _batch(rows, prefix, limit, len(prefix), after)
+        return await self._prune_by_age(cash_lookups, "expires_at", cutoff, after, limit)
