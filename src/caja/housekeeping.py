@@ -30,7 +30,6 @@ class Housekeeper:
         self._clock = clock
         self._settings = settings
         self._task: asyncio.Task[None] | None = None
-        self.passes = 0
 
     def start(self) -> None:
         if self._settings.window > 0 and self._task is None:
@@ -55,7 +54,6 @@ class Housekeeper:
                 metrics.series(metrics.retention_passes, "failed").inc()
                 log.exception("retention pass failed; trying again at the next one")
             else:
-                self.passes += 1
                 metrics.series(metrics.retention_passes, "ok").inc()
                 for table, deleted in report.counts().items():
                     metrics.series(metrics.retention_deleted, table).inc(deleted)
