@@ -10,6 +10,8 @@ cut short (a stop, a crash) leaves whole batches deleted and the rest for the ne
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -17,8 +19,12 @@ from caja.domain.clock import Clock
 from caja.store.retention import PrunedBatch, RetentionRepository
 from caja.store.uow import UnitOfWorkFactory
 
-# Rows one batch reads and at most deletes (with their attempts, for events and jobs).
-BATCH = 500
+# Rows one batch reads and at most deletes (with their attempts, for events and jobs): on SQLite a
+# batch holds the one writer, and every payment that comes meanwhile waits for it.
+BATCH = 200
+# After each batch a pass rests this many times as long as the batch took, so that it holds the
+# writer at most half the time however much is to delete (the first pass over months of rows).
+REST = 1.0
 
 Step = Callable[[RetentionRepository, int], Awaitable[PrunedBatch]]
 
@@ -50,6 +56,7 @@ class RetentionReport:
 async def _drain(uow: UnitOfWorkFactory, step: Step) -> int:
     deleted, after = 0, 0
     while True:
+        started = time.perf_counter()
         # A crash may lose a batch's deletes: the next pass deletes the same rows again.
         async with uow(write=True, durable=False) as tx:
             batch = await step(tx.retention, after)
@@ -57,6 +64,7 @@ async def _drain(uow: UnitOfWorkFactory, step: Step) -> int:
         after = batch.last_seq
         if batch.done:
             return deleted
+        await asyncio.sleep((time.perf_counter() - started) * REST)
 
 
 async def prune(uow: UnitOfWorkFactory, clock: Clock, window: float, batch: int = BATCH) -> RetentionReport:
