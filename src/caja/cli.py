@@ -289,6 +289,7 @@ def prune_command(
         typer.Option(help="Delete what is older than this many days, above 0 (env CAJA_RETENTION_DAYS, 90)"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would go; delete nothing")] = False,
     database_url: DatabaseOpt = None,
 ) -> None:
     """Apply the retention window now: delete old events with their deliveries, the approval
@@ -304,8 +305,10 @@ def prune_command(
     if window <= 0:
         typer.echo("caja: retention is off (CAJA_RETENTION_DAYS=0): pass --days to prune anyway", err=True)
         raise typer.Exit(2)
-    report = _on_current_schema(settings, lambda c: retention.prune(c.uow, c.clock, window))
-    counts = {"cutoff": report.cutoff, **report.counts()}
+    report = _on_current_schema(settings, lambda c: retention.prune(c.uow, c.clock, window, dry_run=dry_run))
+    counts: dict[str, int | bool] = {"cutoff": report.cutoff, **report.counts()}
+    if dry_run:
+        counts["dry_run"] = True
     if as_json:
         typer.echo(json.dumps(counts))
     else:

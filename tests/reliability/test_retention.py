@@ -131,6 +131,10 @@ def test_caja_prune_deletes_on_demand_and_counts_what_it_deleted(deployment: Dep
         off = prune("--json")
         assert off.returncode == 2 and "retention is off" in off.stderr
         assert prune("--days", "-1").returncode == 2
+        dry = prune("--days", repr(1 / 86_400), "--dry-run", "--json")
+        assert dry.returncode == 0, dry.stderr
+        assert json.loads(dry.stdout)["events"] == len(old) and json.loads(dry.stdout)["dry_run"] is True
+        assert event_ids(http) == old
         done = prune("--days", repr(1 / 86_400), "--json")
         assert done.returncode == 0, done.stderr
         counts = json.loads(done.stdout)

@@ -189,3 +189,37 @@ async def test_a_pass_goes_in_batches_and_ends_at_the_first_row_newer_than_the_c
 async def test_a_window_must_be_above_zero(uow: UnitOfWorkFactory, clock: FixedClock) -> None:
     with pytest.raises(ValueError, match="above 0"):
         await retention.prune(uow, clock, 0)
+
+
+async def test_a_dry_run_counts_what_a_pass_would_delete_and_deletes_nothing(
+    uow: UnitOfWorkFactory, clock: FixedClock, tenant: Tenant, database: Database
+) -> None:
+    then = FixedClock(OLD - DAY)
+    await webhooks.create(uow, then, BOX, tenant, NewWebhook(url="http://127.0.0.1:9/h", description="h"))
+    setup = await column(database, sa.select(events.c.id))
+    await finish(uow, database, list(await column(database, sa.select(jobs.c.id))), OLD - DAY)
+    for at in (OLD, OLD + 1, OLD + 2):
+        _, delivered_jobs = await add_event(uow, tenant, at)
+        await finish(uow, database, delivered_jobs, at)
+    await add_event(uow, tenant, OLD + 3)  # still being delivered: kept
+    approvals = [job(tenant, JobKind.APPROVAL, OLD + 4 + i, OLD + 4 + i) for i in range(3)]
+    async with uow(write=True) as tx:
+        await tx.jobs.enqueue(*approvals, job(tenant, JobKind.EMAIL, OLD + 8, None))
+        await tx.caught_emails.insert(
+            CaughtEmail(ids.new_id("eml"), OLD, "caja@example.com", ("a@example.com",), "Pago", "x")
+        )
+    await finish(uow, database, [made.id for made in approvals], OLD + 8)
+    tables = (events, jobs, job_attempts, caught_emails, cash_lookups)
+
+    async def sizes() -> list[int]:
+        counts = [sa.select(sa.func.count()).select_from(table) for table in tables]
+        return [await database.run_sync(lambda c, q=q: c.execute(q).scalar_one()) for q in counts]
+
+    before = await sizes()
+    dry = await retention.prune(uow, clock, WINDOW, batch=2, dry_run=True)
+
+    assert await sizes() == before
+    assert (dry.events, dry.jobs, dry.caught_emails) == (len(setup) + 3, 3, 1)
+    real = await retention.prune(uow, clock, WINDOW, batch=2)
+    assert real == dry
+    assert await sizes() != before

@@ -53,12 +53,12 @@ class RetentionReport:
         return sum(self.counts().values())
 
 
-async def _drain(uow: UnitOfWorkFactory, step: Step) -> int:
+async def _drain(uow: UnitOfWorkFactory, step: Step, dry_run: bool) -> int:
     deleted, after = 0, 0
     while True:
         started = time.perf_counter()
         # A crash may lose a batch's deletes: the next pass deletes the same rows again.
-        async with uow(write=True, durable=False) as tx:
+        async with uow(write=not dry_run, durable=False) as tx:
             batch = await step(tx.retention, after)
         deleted += batch.deleted
         after = batch.last_seq
@@ -67,15 +67,27 @@ async def _drain(uow: UnitOfWorkFactory, step: Step) -> int:
         await asyncio.sleep((time.perf_counter() - started) * REST)
 
 
-async def prune(uow: UnitOfWorkFactory, clock: Clock, window: float, batch: int = BATCH) -> RetentionReport:
-    """Delete what is older than ``window`` seconds, table by table, in batches of ``batch`` rows."""
+async def prune(
+    uow: UnitOfWorkFactory, clock: Clock, window: float, batch: int = BATCH, dry_run: bool = False
+) -> RetentionReport:
+    """Delete what is older than ``window`` seconds, table by table, in batches of ``batch`` rows.
+
+    With ``dry_run``, count what would go and delete nothing: the same batches read the same
+    rows in read-only units. The counts match a real pass's because an event's delivery jobs,
+    still stored then, belong to an event still stored and so are not counted as jobs, just as
+    a real pass deletes them with the event and never counts them as jobs.
+    """
     if window <= 0:
         raise ValueError("a retention window must be above 0 seconds")
     cutoff_ms = clock.now_ms() - round(window * 1000)
     cutoff = cutoff_ms // 1000
+
+    def drain(step: Step) -> Awaitable[int]:
+        return _drain(uow, step, dry_run)
+
     # Events first: their delivery jobs go with them, and the jobs' pass then skips none of them.
-    events = await _drain(uow, lambda repo, after: repo.prune_events(cutoff, after, batch))
-    jobs = await _drain(uow, lambda repo, after: repo.prune_jobs(cutoff_ms, after, batch))
-    emails = await _drain(uow, lambda repo, after: repo.prune_caught_emails(cutoff, after, batch))
-    lookups = await _drain(uow, lambda repo, after: repo.prune_lookups(cutoff, after, batch))
+    events = await drain(lambda repo, after: repo.prune_events(cutoff, after, batch, dry_run))
+    jobs = await drain(lambda repo, after: repo.prune_jobs(cutoff_ms, after, batch, dry_run))
+    emails = await drain(lambda repo, after: repo.prune_caught_emails(cutoff, after, batch, dry_run))
+    lookups = await drain(lambda repo, after: repo.prune_lookups(cutoff, after, batch, dry_run))
     return RetentionReport(cutoff=cutoff, events=events, jobs=jobs, caught_emails=emails, lookups=lookups)

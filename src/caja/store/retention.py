@@ -66,12 +66,13 @@ class RetentionRepository:
         await self._conn.execute(sa.delete(job_attempts).where(job_attempts.c.job_id.in_(job_ids)))
         await self._conn.execute(sa.delete(jobs).where(jobs.c.id.in_(job_ids)))
 
-    async def prune_events(self, cutoff: int, after: int, limit: int) -> PrunedBatch:
+    async def prune_events(self, cutoff: int, after: int, limit: int, dry_run: bool = False) -> PrunedBatch:
         """Events created before ``cutoff`` (epoch seconds) whose deliveries all ended, with them.
 
         An event goes with its delivery jobs and their attempts: its ``webhook_logs`` and
         ``webhook_status`` come from them, so keeping one without the other would misreport it.
-        An event still being delivered (or retried) waits for a later pass.
+        An event still being delivered (or retried) waits for a later pass. With ``dry_run`` the
+        batch counts what it would delete and deletes nothing (as do the other methods).
         """
         rows = await self._next(events, ("id", "created_at"), after, limit)
         prefix = _older_prefix(rows, "created_at", cutoff)
@@ -81,13 +82,13 @@ class RetentionRepository:
             query = sa.select(jobs.c.event_id).where(jobs.c.event_id.in_(ids), jobs.c.status.in_(_UNFINISHED))
             busy = {row.event_id for row in (await self._conn.execute(query)).all()}
         gone = [event_id for event_id in ids if event_id not in busy]
-        if gone:
+        if gone and not dry_run:
             query = sa.select(jobs.c.id).where(jobs.c.event_id.in_(gone))
             await self._delete_jobs([row.id for row in (await self._conn.execute(query)).all()])
             await self._conn.execute(sa.delete(events).where(events.c.id.in_(gone)))
         return _batch(rows, prefix, limit, len(gone), after)
 
-    async def prune_jobs(self, cutoff_ms: int, after: int, limit: int) -> PrunedBatch:
+    async def prune_jobs(self, cutoff_ms: int, after: int, limit: int, dry_run: bool = False) -> PrunedBatch:
         """Finished jobs that finished before ``cutoff_ms`` and belong to no event kept, with their
         attempts: approval calls, e-mails, and deliveries of events no longer stored (pings)."""
         rows = await self._next(jobs, ("id", "status", "event_id", "created_at", "finished_at"), after, limit)
@@ -103,23 +104,25 @@ class RetentionRepository:
             query = sa.select(events.c.id).where(events.c.id.in_(event_ids))
             kept = {row.id for row in (await self._conn.execute(query)).all()}
         gone = [row.id for row in ended if row.event_id is None or row.event_id not in kept]
-        if gone:
+        if gone and not dry_run:
             await self._delete_jobs(gone)
         return _batch(rows, prefix, limit, len(gone), after)
 
     async def _prune_by_age(
-        self, table: sa.Table, age: str, cutoff: int, after: int, limit: int
+        self, table: sa.Table, age: str, cutoff: int, after: int, limit: int, dry_run: bool
     ) -> PrunedBatch:
         rows = await self._next(table, (age,), after, limit)
         prefix = _older_prefix(rows, age, cutoff)
-        if prefix:
+        if prefix and not dry_run:
             await self._conn.execute(sa.delete(table).where(table.c.seq.in_([row.seq for row in prefix])))
         return _batch(rows, prefix, limit, len(prefix), after)
 
-    async def prune_caught_emails(self, cutoff: int, after: int, limit: int) -> PrunedBatch:
+    async def prune_caught_emails(
+        self, cutoff: int, after: int, limit: int, dry_run: bool = False
+    ) -> PrunedBatch:
         """Messages the sandbox's mail catcher received before ``cutoff`` (epoch seconds)."""
-        return await self._prune_by_age(caught_emails, "received_at", cutoff, after, limit)
+        return await self._prune_by_age(caught_emails, "received_at", cutoff, after, limit, dry_run)
 
-    async def prune_lookups(self, cutoff: int, after: int, limit: int) -> PrunedBatch:
+    async def prune_lookups(self, cutoff: int, after: int, limit: int, dry_run: bool = False) -> PrunedBatch:
         """Store lookups that expired before ``cutoff`` (epoch seconds): no payment can use them."""
-        return await self._prune_by_age(cash_lookups, "expires_at", cutoff, after, limit)
+        return await self._prune_by_age(cash_lookups, "expires_at", cutoff, after, limit, dry_run)
