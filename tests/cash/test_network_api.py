@@ -76,6 +76,20 @@ def test_a_malformed_body_is_a_422_naming_the_param(network: NetworkClient) -> N
     assert {"amount", "transaction_id"} <= params
 
 
+@pytest.mark.parametrize("amount", [2**63, -(2**63) - 1, 10**30, 10**12 + 1])
+def test_an_amount_no_payment_could_be_is_a_422_not_a_decline(
+    merchant: Merchant, network: NetworkClient, amount: int
+) -> None:
+    _, _, reference = merchant.reference()
+    network.lookup(reference)
+    body = {"reference": reference, "amount": amount, "store": "OXXO", "transaction_id": txn()}
+    for _ in range(2):  # and again on a retry: nothing was recorded
+        response = network.post("/network/v1/payments", body)
+        assert response.status_code == 422, response.text
+        assert response.json()["details"][0]["param"] == "amount"
+    assert network.pay(reference, 10**12, txn())["failure_code"] == "16"  # the largest is declined
+
+
 def test_the_failure_code_table_is_served_with_the_seeds_descriptions(server: Server) -> None:
     table = httpx.get(f"{server.base_url}/network/v1/failure_codes").json()["data"]
     served = {row["failure_code"]: row["description"] for row in table}
@@ -118,6 +132,7 @@ def test_the_network_caps_the_merchants_range(merchant: Merchant, network: Netwo
         ({"payable": False, "failure_code": "77"}, "19"),  # not in the table: not authorized
         ({"payable": False}, "19"),
         ({"payable": True, "max_amount": 0}, "10"),
+        ({"payable": True, "min_amount": 5000, "max_amount": 0}, "10"),
         ({"payable": True, "min_amount": 2_000_000}, "16"),  # beyond what a store may take
         ({"payable": "yes"}, "19"),  # out of contract
         (Reply(status=500), "19"),

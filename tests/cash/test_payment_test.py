@@ -103,6 +103,14 @@ def test_bad_payloads_are_422s_naming_the_param(merchant: Merchant) -> None:
         ),
         ({"event_type": "inbound_payment.payment_attempt", "reference": reference, "amount": 1.5}, "amount"),
         ({"event_type": "inbound_payment.payment_attempt", "reference": reference}, "amount"),
+        (
+            {"event_type": "inbound_payment.payment_attempt", "reference": reference, "amount": "9" * 23},
+            "amount",
+        ),
+        (
+            {"event_type": "inbound_payment.payment_attempt", "reference": reference, "amount": 2**64},
+            "amount",
+        ),
         ({"event_type": "charge.paid", "reference": reference}, "event_type"),
         ({"event_type": "inbound_payment.lookup"}, "reference"),
     ):

@@ -23,8 +23,15 @@ def test_the_seed_replies() -> None:
 
 def test_only_one_bound_and_extra_fields_are_fine() -> None:
     assert parse_reply(b'{"payable": true, "max_amount": 300, "note": "x"}') == ApprovalReply(True, None, 300)
-    assert parse_reply(b'{"payable": true, "min_amount": 0, "max_amount": 0}') == ApprovalReply(True, 0, 0)
     assert parse_reply(b'{"payable": false}') == ApprovalReply(False)
+
+
+def test_a_zero_maximum_means_no_debt_whatever_the_minimum() -> None:
+    no_debt = ApprovalReply(True, None, 0)
+    assert parse_reply(b'{"payable": true, "min_amount": 0, "max_amount": 0}') == no_debt
+    # A merchant that always sends its fixed minimum still says "nothing owed", not a broken reply.
+    assert parse_reply(b'{"payable": true, "min_amount": 5000, "max_amount": 0}') == no_debt
+    assert combine([ApprovalReply(True, 5000, None), no_debt]) == no_debt
 
 
 @pytest.mark.parametrize(

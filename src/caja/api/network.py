@@ -23,6 +23,7 @@ from caja.api.context import container_of
 from caja.api.errors import from_validation
 from caja.api.openapi import errors, request_body
 from caja.bootstrap import Container
+from caja.domain.approvals import MAX_AMOUNT
 from caja.domain.failure_codes import FAILURE_DESCRIPTIONS
 from caja.domain.networks import HEADER_NETWORK, HEADER_SIGNATURE, HEADER_TIMESTAMP, Network
 from caja.services import cash_payments
@@ -46,7 +47,11 @@ class LookupIn(NetworkBody):
 
 class PaymentIn(NetworkBody):
     reference: Reference
-    amount: int = Field(description="Centavos collected from the payer")
+    amount: int = Field(
+        ge=-MAX_AMOUNT,
+        le=MAX_AMOUNT,
+        description="Centavos collected from the payer (0 or less is declined with 02, not refused)",
+    )
     store: StoreName
     transaction_id: Token = Field(description="The store's own id of this transaction: the idempotency key")
     cashier: Token | None = None

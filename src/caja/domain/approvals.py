@@ -25,7 +25,9 @@ APPROVAL_EVENT_TYPES = frozenset({LOOKUP, PAYMENT_ATTEMPT})
 
 # Conekta's decline codes are two digits ("01" .. "36"); a merchant may only answer with one.
 _FAILURE_CODE = re.compile(r"[0-9]{2}")
-MAX_AMOUNT = 10**12  # centavos: far beyond any cash payment, still an exact integer everywhere
+# Centavos: far beyond any cash payment, still an exact integer everywhere (JSON, orjson, BIGINT).
+# A store's amount beyond it is refused (422) rather than declined: it is not a payment at all.
+MAX_AMOUNT = 10**12
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,9 @@ def parse_reply(body: bytes) -> ApprovalResult:
     high = _amount(data, "max_amount")
     if isinstance(high, ApprovalFailure):
         return high
+    if high == 0:
+        # Nothing may be collected, whatever the minimum: no debt (``10``), not a broken reply.
+        return ApprovalReply(payable=True, min_amount=None, max_amount=0)
     if low is not None and high is not None and low > high:
         return _out(f"min_amount {low} is greater than max_amount {high}")
     return ApprovalReply(payable=True, min_amount=low, max_amount=high)
@@ -123,6 +128,8 @@ def combine(replies: list[ApprovalReply]) -> ApprovalResult:
     highs = [r.max_amount for r in replies if r.max_amount is not None]
     low = max(lows) if lows else None
     high = min(highs) if highs else None
+    if high == 0:
+        return ApprovalReply(payable=True, min_amount=None, max_amount=0)
     if low is not None and high is not None and low > high:
         return _out(f"the synchronous webhooks' ranges do not overlap ({low} > {high})")
     return ApprovalReply(payable=True, min_amount=low, max_amount=high)

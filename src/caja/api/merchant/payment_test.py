@@ -11,6 +11,7 @@ from caja.api.context import MerchantDep, body_of
 from caja.api.merchant.schemas import StrictBody
 from caja.api.openapi import errors, request_body
 from caja.api.responses import ConektaJSON
+from caja.domain.approvals import MAX_AMOUNT
 from caja.domain.cash_payments import parse_amount
 from caja.services import payment_test
 from caja.services.payment_test import PaymentTest, TestEvent
@@ -28,7 +29,10 @@ class PaymentTestIn(StrictBody):
     event_type: TestEvent
     reference: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z]+$")]
     amount: Annotated[int, BeforeValidator(_amount)] | None = Field(
-        default=None, description="Centavos, as an integer or a numeric string (required for payment_attempt)"
+        default=None,
+        ge=-MAX_AMOUNT,
+        le=MAX_AMOUNT,
+        description="Centavos, as an integer or a numeric string (required for payment_attempt)",
     )
     store_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)] = (
         payment_test.DEFAULT_STORE
