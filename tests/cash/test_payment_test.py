@@ -8,6 +8,7 @@ import httpx
 
 from tests.cash.conftest import Merchant
 from tests.conftest import Server
+from tests.tools.network_client import NetworkClient
 
 
 def run(merchant: Merchant, **body: object) -> httpx.Response:
@@ -68,6 +69,31 @@ def test_the_seeds_reverse_payload_reverses_the_latest_payment(merchant: Merchan
     nothing_left = run(merchant, event_type="inbound_payment.reverse", reference=reference)
     assert nothing_left.status_code == 404
     assert nothing_left.json()["type"] == "resource_not_found_error"
+
+
+def test_a_reverse_undoes_only_what_the_sandbox_store_took(
+    merchant: Merchant, network: NetworkClient
+) -> None:
+    _, _, reference = merchant.reference()
+    paid = run(
+        merchant,
+        event_type="inbound_payment.payment_attempt",
+        reference=reference,
+        amount="10000",
+        store_name="Soriana",
+    )
+    assert paid.json()["payment"]["status"] == "paid", paid.text
+    network.lookup(reference, store="OXXO")
+    taken = network.pay(reference, 20_000, "oxxo-1", store="OXXO")
+    assert taken["status"] == "paid"
+    # The latest payment is the real network's: the sandbox may not undo it, only its own.
+    reversed_ = run(merchant, event_type="inbound_payment.reverse", reference=reference)
+    assert reversed_.status_code == 200, reversed_.text
+    assert reversed_.json()["reversal"]["amount"] == 10_000
+    assert reversed_.json()["store"] == "Soriana"  # where that payment was made, not the default
+    nothing_left = run(merchant, event_type="inbound_payment.reverse", reference=reference, store_name="OXXO")
+    assert nothing_left.status_code == 404
+    assert network.reverse(taken["authorization_code"]).status_code == 200
 
 
 def test_only_the_callers_own_references(merchant: Merchant, new_merchant: Callable[[str], Merchant]) -> None:

@@ -639,12 +639,14 @@ async def reverse(desk: CashDesk, network: Network, auth_code: int) -> Charge:
         return await _reverse_charge(tx, charge, now, desk.base_url)
 
 
-async def reverse_latest(desk: CashDesk, tenant: Tenant, reference: str) -> Charge | None:
-    """``POST /payment_test`` reverse: the latest payment on the reference still inside the window."""
+async def reverse_latest(desk: CashDesk, tenant: Tenant, network: Network, reference: str) -> Charge | None:
+    """``POST /payment_test`` reverse: the latest payment ``network`` took on the reference that is
+    still inside the window. Only the network that took a payment may reverse it, as on the
+    network API: the sandbox's store never undoes what a real store network took."""
     now = desk.clock.now()
     async with desk.uow(write=True) as tx:
         charge = await tx.orders.latest_paid_on_reference(
-            tenant, reference, now - desk.settings.reversal_window
+            tenant, network.id, reference, now - desk.settings.reversal_window
         )
         if charge is None:
             return None

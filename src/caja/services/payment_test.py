@@ -46,9 +46,10 @@ async def run(desk: CashDesk, box: SecretBox, tenant: Tenant, test: PaymentTest)
         "store": test.store,
     }
     if test.event_type is TestEvent.REVERSE:
-        charge = await cash_payments.reverse_latest(desk, tenant, test.reference)
+        charge = await cash_payments.reverse_latest(desk, tenant, network, test.reference)
         if charge is None:
             raise ResourceNotFoundError.entity("Payment", test.reference)
+        answer["store"] = charge.payment_method.store_name  # where it was paid, not the default
         answer["reversal"] = cash_payments.reversal_json(charge)
         answer["charge_id"] = charge.id
         answer["order_id"] = charge.order_id

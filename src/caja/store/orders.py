@@ -77,6 +77,7 @@ _LATEST_PAID_ON_REFERENCE = Prepared(
         charges.c.reference == sa.bindparam("reference"),
         charges.c.account_id == sa.bindparam("account_id"),
         charges.c.livemode == sa.bindparam("livemode"),
+        charges.c.network_id == sa.bindparam("network_id"),
         charges.c.status == ChargeStatus.PAID.value,
         charges.c.paid_at >= sa.bindparam("paid_since"),
     )
@@ -122,12 +123,14 @@ class OrderRepository:
         return to_charge(row) if row else None
 
     async def latest_paid_on_reference(
-        self, tenant: Tenant, reference: str, paid_since: int
+        self, tenant: Tenant, network_id: str, reference: str, paid_since: int
     ) -> Charge | None:
+        """The latest paid charge on ``reference`` that ``network_id`` took since ``paid_since``."""
         params = {
             "reference": reference,
             "account_id": tenant.account_id,
             "livemode": tenant.livemode,
+            "network_id": network_id,
             "paid_since": paid_since,
         }
         row = (await self._conn.run(_LATEST_PAID_ON_REFERENCE, params)).first()

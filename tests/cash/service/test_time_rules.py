@@ -101,7 +101,7 @@ async def test_the_reversal_window(desk: CashDesk, world: World) -> None:
     with pytest.raises(ReversalRefusedError) as refused:
         await cash_payments.reverse(desk, network, int(late.body["authorization_code"]))
     assert refused.value.http_status == 422
-    assert await cash_payments.reverse_latest(desk, world.tenant, reference) is None
+    assert await cash_payments.reverse_latest(desk, world.tenant, network, reference) is None
     assert late.charge_id is not None
     async with world.uow() as tx:
         still = await tx.orders.get_charge(world.tenant, late.charge_id)
@@ -131,6 +131,6 @@ async def test_a_reference_deleted_while_the_merchant_answers_is_not_charged(
     outcome = await cash_payments.pay(desk, network, PaymentRequest(reference, 10_000, "Soriana", "t-5"))
     assert outcome.body["failure_code"] == "13"
     async with world.uow(write=True) as tx:  # the query locks what it finds
-        assert await tx.orders.latest_paid_on_reference(world.tenant, reference, 0) is None
+        assert await tx.orders.latest_paid_on_reference(world.tenant, network.id, reference, 0) is None
         recorded = await tx.cash_payments.transaction(network.id, "t-5")
     assert recorded is not None and recorded.status == "declined"
