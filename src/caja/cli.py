@@ -19,7 +19,9 @@ import uvloop
 from caja import bootstrap, devcli, heap, logs
 from caja.app import create_app
 from caja.config import Settings, SettingsError
-from caja.delivery.keyring import ServerSecretMismatchError, load_secret_box
+from caja.delivery.keyring import SecretBox, ServerSecretMismatchError, load_secret_box
+from caja.domain.errors import ResourceNotFoundError
+from caja.domain.networks import Network
 from caja.metrics_server import serving_metrics
 from caja.services import accounts, networks, retention
 from caja.store import migrate
@@ -357,6 +359,41 @@ def accounts_roll_key(
         raise typer.Exit(1) from None
 
 
+def _network_out(network: Network, secret: str | None = None) -> dict[str, object]:
+    out: dict[str, object] = {
+        "id": network.id,
+        "name": network.name,
+        "livemode": network.livemode,
+        "created_at": network.created_at,
+        "revoked_at": network.revoked_at,
+        "previous_secret_expires_at": network.previous_secret_expires_at,
+    }
+    if secret is not None:
+        out["secret"] = secret
+    return out
+
+
+def _emit(out: dict[str, object], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(out))
+    else:
+        for field, value in out.items():
+            typer.echo(f"{field}: {value}")
+
+
+def _with_box(
+    settings: Settings, work: Callable[[bootstrap.Container, SecretBox], Awaitable[T]]
+) -> Callable[[bootstrap.Container], Awaitable[T]]:
+    """``work`` with the server secret's box, which seals and opens the networks' secrets."""
+
+    async def run(container: bootstrap.Container) -> T:
+        previous = (settings.previous_secret,) if settings.previous_secret else ()
+        box = await load_secret_box(container.uow, container.clock, settings.secret, previous)
+        return await work(container, box)
+
+    return run
+
+
 @networks_cli.command("create")
 def networks_create(
     name: Annotated[str, typer.Option(help="The network's name (an aggregator, a store chain)")],
@@ -368,25 +405,66 @@ def networks_create(
 ) -> None:
     """Issue credentials for a store network to call the network API (the secret is shown once)."""
     settings = _settings(database_url=database_url)
+    issued = _on_current_schema(
+        settings,
+        _with_box(settings, lambda c, box: networks.create(c.uow, c.clock, box, name, livemode=not test)),
+    )
+    _emit(_network_out(issued.network, issued.secret), as_json)
 
-    async def create(container: bootstrap.Container) -> networks.IssuedNetwork:
-        previous = (settings.previous_secret,) if settings.previous_secret else ()
-        box = await load_secret_box(container.uow, container.clock, settings.secret, previous)
-        return await networks.create(container.uow, container.clock, box, name, livemode=not test)
 
-    issued = _on_current_schema(settings, create)
-    out = {
-        "id": issued.network.id,
-        "name": issued.network.name,
-        "livemode": issued.network.livemode,
-        "created_at": issued.network.created_at,
-        "secret": issued.secret,
-    }
-    if as_json:
-        typer.echo(json.dumps(out))
-    else:
-        for field, value in out.items():
-            typer.echo(f"{field}: {value}")
+@networks_cli.command("list")
+def networks_list(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """List the store networks (never their secrets), revoked ones included."""
+    settings = _settings(database_url=database_url)
+    for network in _on_current_schema(settings, lambda c: networks.list_networks(c.uow)):
+        out = _network_out(network)
+        if as_json:
+            typer.echo(json.dumps(out))
+        else:
+            state = "revoked" if network.revoked_at is not None else "active"
+            typer.echo(f"{network.id}  {'live' if network.livemode else 'test'}  {state}  {network.name}")
+
+
+@networks_cli.command("rotate")
+def networks_rotate(
+    network_id: Annotated[str, typer.Argument(help="net_...")],
+    grace: Annotated[
+        int,
+        typer.Option(min=0, help="Seconds the old secret stays valid, for the network to deploy the new one"),
+    ] = 86_400,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the new credentials as JSON")] = False,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Issue a new secret for a network (shown once); the old one is accepted until --grace ends."""
+    settings = _settings(database_url=database_url)
+    try:
+        issued = _on_current_schema(
+            settings,
+            _with_box(settings, lambda c, box: networks.rotate(c.uow, c.clock, box, network_id, grace)),
+        )
+    except ResourceNotFoundError:
+        typer.echo(f"caja: no active network {network_id}", err=True)
+        raise typer.Exit(1) from None
+    _emit(_network_out(issued.network, issued.secret), as_json)
+
+
+@networks_cli.command("revoke")
+def networks_revoke(
+    network_id: Annotated[str, typer.Argument(help="net_...")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the network as JSON")] = False,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Refuse every call of a network from now on (other processes: within 30 s). Cannot be undone."""
+    settings = _settings(database_url=database_url)
+    try:
+        network = _on_current_schema(settings, lambda c: networks.revoke(c.uow, c.clock, network_id))
+    except ResourceNotFoundError:
+        typer.echo(f"caja: no network {network_id}", err=True)
+        raise typer.Exit(1) from None
+    _emit(_network_out(network), as_json)
 
 
 def main() -> None:

@@ -69,6 +69,43 @@ def test_unsigned_and_badly_signed_requests_are_refused(server: Server, network:
     assert genuine.json()["failure_code"] == "01"
 
 
+def test_an_operator_rotates_and_revokes_a_networks_credentials(server: Server) -> None:
+    issued = json.loads(server.cli("networks", "create", "--name", "Red Rotada", "--test", "--json"))
+    old = NetworkClient(server.base_url, issued["id"], issued["secret"])
+    unused = json.loads(server.cli("networks", "create", "--name", "Red Filtrada", "--json"))
+    try:
+        assert old.lookup("10000000000000000000")["failure_code"] == "01"  # the server has it cached
+
+        rotated = json.loads(server.cli("networks", "rotate", issued["id"], "--grace", "600", "--json"))
+        assert rotated["secret"] != issued["secret"]
+        assert rotated["previous_secret_expires_at"] >= int(time.time()) + 590
+        new = NetworkClient(server.base_url, issued["id"], rotated["secret"])
+        try:
+            assert new.lookup("10000000000000000000")["failure_code"] == "01"  # accepted at once
+        finally:
+            new.close()
+        assert old.lookup("10000000000000000000")["failure_code"] == "01"  # still, during the grace
+
+        revoked = json.loads(server.cli("networks", "revoke", unused["id"], "--json"))
+        assert revoked["revoked_at"] is not None
+        leaked = NetworkClient(server.base_url, unused["id"], unused["secret"])
+        try:
+            refused = leaked.post("/network/v1/lookups", {"reference": "1", "store": "x"})
+            assert refused.status_code == 401 and refused.json()["type"] == "authentication_error"
+        finally:
+            leaked.close()
+        listed = [json.loads(line) for line in server.cli("networks", "list", "--json").splitlines()]
+        states = {n["id"]: n["revoked_at"] is not None for n in listed}
+        assert states[issued["id"]] is False and states[unused["id"]] is True
+        assert all("secret" not in n for n in listed)
+        with pytest.raises(AssertionError, match="no active network"):
+            server.cli("networks", "rotate", unused["id"])
+        with pytest.raises(AssertionError, match="no network"):
+            server.cli("networks", "revoke", "net_unknown")
+    finally:
+        old.close()
+
+
 def test_a_malformed_body_is_a_422_naming_the_param(network: NetworkClient) -> None:
     response = network.post("/network/v1/payments", {"reference": "1", "amount": "100", "store": "x"})
     assert response.status_code == 422

@@ -20,6 +20,7 @@ async def test_a_new_secret_needs_the_old_one_once(uow: UnitOfWorkFactory, clock
     tenant = Tenant(issued.account.id, livemode=False)
     hook = await webhooks.create(uow, clock, old, tenant, NewWebhook(url="http://127.0.0.1:9/hook"))
     network = await networks.create(uow, clock, old, "Red", livemode=False)
+    rotated_network = await networks.rotate(uow, clock, old, network.network.id, grace=3600)
 
     with pytest.raises(ServerSecretMismatchError, match="CAJA_SECRET_PREVIOUS"):
         await load_secret_box(uow, clock, "the-new-secret")
@@ -31,8 +32,11 @@ async def test_a_new_secret_needs_the_old_one_once(uow: UnitOfWorkFactory, clock
     assert shown.signing_secret == hook.signing_secret
     async with uow() as tx:
         found = await tx.networks.get(network.network.id)
-    assert found is not None and new_only.open(found[1]) == network.secret
-    assert rotated.opens_with_current(found[1])
+    assert found is not None and found.previous_secret is not None
+    # A network's secret in a rotation's grace period is re-sealed too, beside its current one.
+    assert new_only.open(found.secret) == rotated_network.secret
+    assert new_only.open(found.previous_secret) == network.secret
+    assert rotated.opens_with_current(found.secret)
     with pytest.raises(ServerSecretMismatchError):
         await load_secret_box(uow, clock, "the-old-secret")
 

@@ -21,6 +21,7 @@ NETWORK_ID_PREFIX = "net_"
 SECRET_PREFIX = "nsk_"  # noqa: S105 (a prefix, not a secret)
 SIGNATURE_VERSION = "v1"
 TIMESTAMP_TOLERANCE = 300  # seconds either side of the server's clock
+MISMATCH = "the signature does not match the request"
 
 HEADER_NETWORK = "x-caja-network"
 HEADER_TIMESTAMP = "x-caja-timestamp"
@@ -36,6 +37,8 @@ class Network:
     revoked_at: int | None = None
     # An account's own sandbox network sees that account's test references only.
     account_id: str | None = None
+    # Set by a rotation: until then the secret before it is accepted too.
+    previous_secret_expires_at: int | None = None
 
 
 def new_secret() -> str:
@@ -64,4 +67,4 @@ def verify(
     for candidate in signature.split():
         if hmac.compare_digest(candidate.encode("ascii", "replace"), expected.encode("ascii")):
             return None
-    return "the signature does not match the request"
+    return MISMATCH

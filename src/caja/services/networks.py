@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from caja.delivery.keyring import SecretBox
 from caja.domain import ids
 from caja.domain.clock import Clock
-from caja.domain.errors import AuthenticationError, ForbiddenError, InternalError
-from caja.domain.networks import NETWORK_ID_PREFIX, Network, new_secret, verify
+from caja.domain.errors import AuthenticationError, ForbiddenError, InternalError, ResourceNotFoundError
+from caja.domain.networks import MISMATCH, NETWORK_ID_PREFIX, Network, new_secret, verify
 from caja.domain.tenancy import Tenant
 from caja.store.uow import UnitOfWorkFactory
 
@@ -44,6 +44,40 @@ async def create(
     return IssuedNetwork(network, secret)
 
 
+async def rotate(
+    uow: UnitOfWorkFactory, clock: Clock, box: SecretBox, network_id: str, grace: int
+) -> IssuedNetwork:
+    """A new secret for the network; the one before it stays valid for ``grace`` seconds.
+
+    The network deploys the new secret meanwhile (or signs with both: a header may carry several
+    signatures). ``grace`` 0 retires the old secret at once, as after a leak.
+    """
+    if grace < 0:
+        raise ValueError("a grace period cannot be negative")
+    secret = new_secret()
+    async with uow(write=True) as tx:
+        rotated = await tx.networks.rotate(network_id, box.seal(secret), clock.now() + grace)
+    if rotated is None:
+        raise ResourceNotFoundError.entity("Network", network_id)
+    return IssuedNetwork(rotated.network, secret)
+
+
+async def revoke(uow: UnitOfWorkFactory, clock: Clock, network_id: str) -> Network:
+    """Refuse the network's calls from now on (within CACHE_SECONDS in other processes)."""
+    async with uow(write=True) as tx:
+        await tx.networks.revoke(network_id, clock.now())
+        found = await tx.networks.get(network_id)
+    if found is None or found.network.account_id is not None:
+        raise ResourceNotFoundError.entity("Network", network_id)
+    return found.network
+
+
+async def list_networks(uow: UnitOfWorkFactory) -> list[Network]:
+    """Every store network issued with ``caja networks create``, revoked ones included."""
+    async with uow() as tx:
+        return await tx.networks.all()
+
+
 async def sandbox_for(uow: UnitOfWorkFactory, clock: Clock, box: SecretBox, tenant: Tenant) -> IssuedNetwork:
     """The account's own test network (cashier simulator, POST /payment_test), made on first use."""
     if tenant.livemode:
@@ -52,7 +86,7 @@ async def sandbox_for(uow: UnitOfWorkFactory, clock: Clock, box: SecretBox, tena
         async with uow() as tx:
             found = await tx.networks.of_account(tenant.account_id)
         if found is not None:
-            return IssuedNetwork(found[0], box.open(found[1]))
+            return IssuedNetwork(found.network, box.open(found.secret))
         try:
             return await create(
                 uow,
@@ -76,6 +110,14 @@ def _unauthorized(why: str) -> AuthenticationError:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Known:
+    network: Network
+    secrets: tuple[str, ...]  # the current one first; during a rotation's grace, the one before
+    read_at: int
+    reread_at: int | None = None  # when a signature that matched no secret made it read again
+
+
 class NetworkAuthenticator:
     """Checks a request's HMAC signature; secrets are opened once per process and kept in memory."""
 
@@ -83,24 +125,28 @@ class NetworkAuthenticator:
         self._uow = uow
         self._clock = clock
         self._box = box
-        # network id -> (network, secret, read at): re-read after CACHE_SECONDS, so a revocation
-        # made by another process bites within that time (at once in the revoking process).
-        self._known: dict[str, tuple[Network, str, int]] = {}
+        # Re-read after CACHE_SECONDS, so a revocation made by another process bites within that
+        # time (at once in the revoking process); a signature that matches none of the known
+        # secrets re-reads sooner (below), so a rotation's new secret works at once everywhere.
+        self._known: dict[str, _Known] = {}
 
-    async def _load(self, network_id: str) -> tuple[Network, str] | None:
+    async def _load(self, network_id: str, reread: bool = False) -> _Known | None:
         now = self._clock.now()
         known = self._known.get(network_id)
-        if known is not None and now - known[2] < CACHE_SECONDS:
-            return known[0], known[1]
+        if known is not None and not reread and now - known.read_at < CACHE_SECONDS:
+            return known
         async with self._uow() as tx:
             found = await tx.networks.get(network_id)
         if found is None:
             return None
-        network, sealed = found
-        secret = self._box.open(sealed)
+        network = found.network
+        secrets = [self._box.open(found.secret)]
+        if found.previous_secret is not None and now < (network.previous_secret_expires_at or 0):
+            secrets.append(self._box.open(found.previous_secret))
+        known = _Known(network, tuple(secrets), now, now if reread else None)
         if network.revoked_at is None:
-            self._known[network_id] = (network, secret, now)
-        return network, secret
+            self._known[network_id] = known
+        return known
 
     def forget(self, network_id: str) -> None:
         self._known.pop(network_id, None)
@@ -118,13 +164,34 @@ class NetworkAuthenticator:
             raise _unauthorized("X-Caja-Network, X-Caja-Timestamp and X-Caja-Signature are required")
         if len(network_id) > 64:
             raise _unauthorized("unknown network")
-        loaded = await self._load(network_id)
-        if loaded is None:
+        known = await self._load(network_id)
+        if known is None:
             raise _unauthorized("unknown network")
-        network, secret = loaded
-        if network.revoked_at is not None:
+        why = self._verify(known, timestamp, signature, method, path, body)
+        if why == MISMATCH and (known.reread_at is None or self._clock.now() - known.reread_at >= 1):
+            # Perhaps rotated by another process since this one read it: read it again, at most
+            # once a second per network, so that a flood of bad signatures costs few reads.
+            reread = await self._load(network_id, reread=True)
+            if reread is None:
+                raise _unauthorized("unknown network")
+            known = reread
+            why = self._verify(known, timestamp, signature, method, path, body)
+        if known.network.revoked_at is not None:
             raise _unauthorized("the network's credentials were revoked")
-        why = verify(secret, timestamp, signature, method, path, body, self._clock.now())
         if why is not None:
             raise _unauthorized(why)
-        return network
+        return known.network
+
+    def _verify(
+        self, known: _Known, timestamp: str, signature: str, method: str, path: str, body: bytes
+    ) -> str | None:
+        now = self._clock.now()
+        expires = known.network.previous_secret_expires_at or 0
+        why: str | None = MISMATCH
+        for index, secret in enumerate(known.secrets):
+            if index > 0 and now >= expires:
+                break  # the grace period ended while the secrets were cached
+            why = verify(secret, timestamp, signature, method, path, body, now)
+            if why is None or why != MISMATCH:
+                return why
+        return why

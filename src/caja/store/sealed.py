@@ -15,6 +15,7 @@ SEALED_COLUMNS: tuple[tuple[sa.Table, str, str], ...] = (
     (webhook_keys, "id", "private_key"),
     (webhooks, "id", "signing_secret"),
     (networks, "id", "secret"),
+    (networks, "id", "previous_secret"),
 )
 
 
@@ -25,7 +26,8 @@ class SealedValueRepository:
     async def sample(self) -> str | None:
         """Any one sealed value, to test a secret on a database that predates the canary."""
         for table, _key, column in SEALED_COLUMNS:
-            value = await self._conn.scalar(sa.select(table.c[column]).limit(1))
+            query = sa.select(table.c[column]).where(table.c[column].isnot(None)).limit(1)
+            value = await self._conn.scalar(query)
             if value is not None:
                 return str(value)
         return None
@@ -34,7 +36,8 @@ class SealedValueRepository:
         """Open each sealed value (under whichever secret opens it) and seal it again; how many."""
         count = 0
         for table, key, column in SEALED_COLUMNS:
-            rows: list[Any] = list((await self._conn.execute(sa.select(table.c[key], table.c[column]))).all())
+            query = sa.select(table.c[key], table.c[column]).where(table.c[column].isnot(None))
+            rows: list[Any] = list((await self._conn.execute(query)).all())
             for row in rows:
                 row_key, sealed = row[0], row[1]
                 await self._conn.execute(

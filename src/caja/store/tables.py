@@ -253,6 +253,10 @@ networks = sa.Table(
     sa.Column("secret", sa.Text, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("revoked_at", sa.BigInteger, nullable=True),
+    # After ``caja networks rotate``: the secret before it, sealed, accepted until the expiry so
+    # that the network can deploy the new one without refused calls.
+    sa.Column("previous_secret", sa.Text, nullable=True),
+    sa.Column("previous_secret_expires_at", sa.BigInteger, nullable=True),
 )
 
 # A store's successful lookup of a reference: the range the merchant approved, which the payment
