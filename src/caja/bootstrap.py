@@ -9,7 +9,7 @@ from caja.config import Settings
 from caja.delivery.approvals import ApprovalClient
 from caja.delivery.dispatcher import Dispatcher, HandlerRegistry
 from caja.delivery.keyring import SecretBox, load_secret_box
-from caja.delivery.mail import EmailDelivery, Mailer
+from caja.delivery.mail import EmailDelivery, Mailer, test_mode_mailer
 from caja.delivery.mail_catcher import MailCatcher
 from caja.delivery.priority import BackgroundLane, Foreground
 from caja.delivery.runtime import build_dispatcher, new_registry
@@ -54,6 +54,7 @@ class Container:
     _cash_desk: CashDesk | None = None
     # Sends the e-mail jobs; its kept-open SMTP connections close with the container.
     mailer: Mailer | None = None
+    test_mailer: Mailer | None = None  # test-mode payer mail, when it goes elsewhere (the catcher)
     # The requests in flight, when this process serves HTTP (set by caja.app.create_app): its
     # dispatcher's background jobs (e-mail) then give way to them (caja.delivery.priority).
     foreground: Foreground | None = None
@@ -158,8 +159,9 @@ class Container:
         if self.dispatcher is not None:
             await self.dispatcher.stop()
             self.dispatcher = None
-        if self.mailer is not None:
-            await self.mailer.close()
+        for mailer in (self.mailer, self.test_mailer):
+            if mailer is not None:
+                await mailer.close()
         if self._approvals is not None:
             await self._approvals.aclose()
             self._approvals = None
@@ -179,8 +181,11 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
     clock = clock or SystemClock()
     handlers = new_registry(settings.delivery)
     mailer = Mailer(settings.mail)
+    test_mailer = test_mode_mailer(settings.mail)
     handlers.register(
-        JobKind.EMAIL.value, EmailDelivery(mailer, clock, templates().render_email), background=True
+        JobKind.EMAIL.value,
+        EmailDelivery(mailer, clock, templates().render_email, test_mailer=test_mailer),
+        background=True,
     )
     return Container(
         settings=settings,
@@ -190,4 +195,5 @@ def build(settings: Settings, clock: Clock | None = None) -> Container:
         keys=KeyResolver(uow),
         handlers=handlers,
         mailer=mailer,
+        test_mailer=test_mailer,
     )

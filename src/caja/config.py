@@ -210,6 +210,13 @@ class SmtpSecurity(enum.StrEnum):
     NONE = "none"  # no encryption (a relay on the same host or network only)
 
 
+class EmailInTestMode(enum.StrEnum):
+    """Where the e-mails that test-mode activity sends to payers go."""
+
+    CATCHER = "catcher"  # the built-in mail catcher only: never a real inbox (as Stripe's test mode)
+    RELAY = "relay"  # the configured SMTP server, like live mode's
+
+
 _DEFAULT_SMTP_PORTS = {SmtpSecurity.STARTTLS: 587, SmtpSecurity.TLS: 465, SmtpSecurity.NONE: 25}
 DEFAULT_MAIL_CATCHER_PORT = 8325
 
@@ -233,6 +240,9 @@ class MailSettings:
     catcher: bool = True
     catcher_host: str = "127.0.0.1"
     catcher_port: int = DEFAULT_MAIL_CATCHER_PORT
+    # Test keys must not reach the real world: by default a test payment's receipt goes to the
+    # catcher even when an SMTP server is configured (the relay check of /_caja/emails does not).
+    test_mode_email: EmailInTestMode = EmailInTestMode.CATCHER
 
     @property
     def port(self) -> int:
@@ -259,6 +269,12 @@ class MailSettings:
             catcher=env.switch("CAJA_MAIL_CATCHER"),
             catcher_host=env.text("CAJA_MAIL_CATCHER_HOST", base.catcher_host),
             catcher_port=env.integer("CAJA_MAIL_CATCHER_PORT", base.catcher_port),
+            test_mode_email=env.parsed(
+                "CAJA_TEST_MODE_EMAIL",
+                base.test_mode_email,
+                lambda v: EmailInTestMode(v.lower()),
+                "one of " + ", ".join(m.value for m in EmailInTestMode),
+            ),
         )
 
 

@@ -467,3 +467,82 @@ def test_with_nowhere_to_send_the_job_waits_and_retries(
         assert waiting["status"] == "pending" and waiting["attempts"] >= 3
         assert "no SMTP server configured" in waiting["last_error"]
         assert waiting["next_attempt_at"] >= waiting["last_attempted_at"] and waiting["finished_at"] is None
+
+
+def _receipt(to: str) -> emails.PaymentReceipt:
+    return emails.PaymentReceipt(
+        to=to,
+        merchant_name="Tacos & Más",
+        amount=10_000,
+        reference="10001432529593700513",
+        store="7 Eleven",
+        paid_at=PAID_AT,
+        authorization_code="12345678",
+        customer_name="Ana López",
+        order_id="ord_2tXWZQ3vR6jS9kLm1",
+    )
+
+
+def _relay_env(relay: TestSmtpServer, **extra: str) -> dict[str, str]:
+    return {
+        "CAJA_SMTP_HOST": "127.0.0.1",
+        "CAJA_SMTP_PORT": str(relay.port),
+        "CAJA_SMTP_SECURITY": "starttls",
+        "CAJA_SMTP_USERNAME": "caja",
+        "CAJA_SMTP_PASSWORD": "s3creta",
+        "CAJA_SMTP_CA_FILE": str(relay.cert),
+        **extra,
+    }
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_test_mode_receipt_stays_in_the_catcher_though_a_relay_is_configured(
+    backend: str, tmp_path: Any, start_server: Callable[..., Server]
+) -> None:
+    relay = TestSmtpServer(tmp_path, username="caja", password="s3creta").start()
+    try:
+        server = start_server(backend, _relay_env(relay))
+        headers = {"Authorization": f"Bearer {server.api_key}"}
+        with httpx.Client(base_url=server.base_url, headers=headers, timeout=10) as client:
+            payer = unique_address("pagador")
+            job_id = in_unit(
+                server, lambda tx, t: emails.enqueue_payment_receipt(tx, t, now_ms(), _receipt(payer))
+            )
+            [caught] = wait_for_email(client, payer)
+            assert caught["job_id"] == job_id
+            _, [attempt] = _wait_job(server.database_url, job_id, "succeeded")
+            assert attempt.url == f"smtp://127.0.0.1:{server.mail_port}"
+            # The operator's relay check still goes through the relay, as asked.
+            operator = unique_address("operador")
+            checked = client.post("/_caja/emails", json={"to": operator}).json()["id"]
+            relay.wait_for(lambda: len(relay.delivered) == 1, what="the relay check")
+            assert [d.rcpt_tos for d in relay.delivered] == [[operator]]
+            _wait_job(server.database_url, checked, "succeeded")
+    finally:
+        relay.stop()
+
+
+@pytest.mark.parametrize("mode", ["relay", "catcher, and the catcher off"])
+def test_test_mode_receipts_relayed_when_asked_and_never_retried_with_nowhere_to_go(
+    mode: str, tmp_path: Any, start_server: Callable[..., Server]
+) -> None:
+    relay = TestSmtpServer(tmp_path, username="caja", password="s3creta").start()
+    try:
+        if mode == "relay":
+            server = start_server("sqlite", _relay_env(relay, CAJA_TEST_MODE_EMAIL="relay"))
+        else:
+            server = start_server("sqlite", _relay_env(relay), "--no-mail-catcher")
+        payer = unique_address("pagador")
+        job_id = in_unit(
+            server, lambda tx, t: emails.enqueue_payment_receipt(tx, t, now_ms(), _receipt(payer))
+        )
+        if mode == "relay":
+            relay.wait_for(lambda: len(relay.delivered) == 1, what="the receipt through the relay")
+            assert relay.delivered[0].rcpt_tos == [payer]
+            _wait_job(server.database_url, job_id, "succeeded")
+        else:
+            _, [attempt] = _wait_job(server.database_url, job_id, "failed")
+            assert attempt.error is not None and "CAJA_TEST_MODE_EMAIL" in attempt.error
+            assert relay.delivered == []
+    finally:
+        relay.stop()

@@ -11,6 +11,7 @@ import pytest
 from caja.cli import worker_settings
 from caja.config import (
     DeliverySettings,
+    EmailInTestMode,
     MailSettings,
     RetentionSettings,
     Settings,
@@ -30,6 +31,7 @@ from tests.conftest import CAJA
         ("CAJA_CASH_FEE_FIXED", "1.5", "CAJA_CASH_FEE_FIXED must be an integer"),
         ("CAJA_SMTP_SECURITY", "ssl", "CAJA_SMTP_SECURITY must be one of starttls, tls, none"),
         ("CAJA_SMTP_PORT", "smtp", "CAJA_SMTP_PORT must be a port number"),
+        ("CAJA_TEST_MODE_EMAIL", "inbox", "CAJA_TEST_MODE_EMAIL must be one of catcher, relay"),
         ("CAJA_WEBHOOK_RETRY_SCHEDULE", "0,-5", "CAJA_WEBHOOK_RETRY_SCHEDULE must be comma-separated"),
         ("CAJA_SIGNING_THREADS", "-1", "CAJA_SIGNING_THREADS must be auto or a count"),
         ("CAJA_SIGNING_THREADS", "many", "CAJA_SIGNING_THREADS must be auto or a count"),
@@ -57,11 +59,15 @@ def test_unset_and_well_formed_values() -> None:
             "CAJA_STORE_CALL_SLOTS": "0",
             "CAJA_METRICS_PORT": "9464",
             "CAJA_METRICS_HOST": "0.0.0.0",
+            "CAJA_TEST_MODE_EMAIL": "Relay",
         }
     )
     assert read.metrics_port == 9464 and read.metrics_host == "0.0.0.0"
     assert read.port == 9000 and read.delivery.approval_timeout == 1.5
-    assert read.mail == MailSettings(smtp_security=SmtpSecurity.TLS, smtp_port=2525)
+    assert read.mail == MailSettings(
+        smtp_security=SmtpSecurity.TLS, smtp_port=2525, test_mode_email=EmailInTestMode.RELAY
+    )
+    assert Settings().mail.test_mode_email is EmailInTestMode.CATCHER
     assert read.delivery.retry_schedule == (0.0, 5.0, 60.0)
     assert read.delivery.signing_threads == 2 and read.delivery.dispatcher is False
     assert read.store_call_slots == 0 and Settings().store_call_slots == 2

@@ -14,18 +14,19 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parseaddr
 from typing import Any
 
 import structlog
 
-from caja.config import MailSettings, SmtpSecurity
+from caja.config import EmailInTestMode, MailSettings, SmtpSecurity
 from caja.delivery.dispatcher import AttemptOutcome, JobContext
 from caja.delivery.smtp_client import RecipientsRefused, SmtpConnection, SmtpError
 from caja.domain.clock import Clock
 from caja.domain.jobs import Job
 from caja.domain.mail import (
+    RELAY_CHECK_TEMPLATE,
     ComposedMessage,
     OutgoingEmail,
     TemplatedEmail,
@@ -207,13 +208,33 @@ class Mailer:
 Render = Callable[[TemplatedEmail], OutgoingEmail]
 
 
-class EmailDelivery:
-    """The ``email`` job handler: render the message the job names and send it."""
+def test_mode_mailer(settings: MailSettings) -> Mailer | None:
+    """The mailer of test-mode payer e-mails when they must not go where live ones go: the
+    built-in catcher's (or one with no target when the catcher is off). None: the same mailer."""
+    if settings.test_mode_email is EmailInTestMode.RELAY or not settings.smtp_host:
+        return None  # relayed like live mail, or the catcher is where all mail goes anyway
+    return Mailer(replace(settings, smtp_host=None))
 
-    def __init__(self, mailer: Mailer, clock: Clock, render: Render) -> None:
+
+class EmailDelivery:
+    """The ``email`` job handler: render the message the job names and send it.
+
+    A test-mode message to a payer goes through ``test_mailer`` when there is one (see
+    ``test_mode_mailer``); the operator's relay check goes where live mail goes.
+    """
+
+    def __init__(
+        self, mailer: Mailer, clock: Clock, render: Render, test_mailer: Mailer | None = None
+    ) -> None:
         self._mailer = mailer
+        self._test_mailer = test_mailer
         self._clock = clock
         self._render = render
+
+    def _mailer_for(self, job: Job, email: OutgoingEmail) -> Mailer:
+        if self._test_mailer is None or job.livemode or email.template == RELAY_CHECK_TEMPLATE:
+            return self._mailer
+        return self._test_mailer
 
     def _message(self, payload: dict[str, Any]) -> OutgoingEmail:
         email = email_from_payload(payload)
@@ -226,13 +247,20 @@ class EmailDelivery:
             # A payload or template that cannot make a message never will: retrying cannot help.
             reason = f"an e-mail job that cannot be sent: {type(exc).__name__}: {exc}"
             return AttemptOutcome(ok=False, permanent=True, error=reason[:500])
-        message = compose_message(email, sender=self._mailer.sender, job_id=job.id, sent_at=self._clock.now())
+        mailer = self._mailer_for(job, email)
+        if mailer.target is None and mailer is self._test_mailer:
+            # Never anywhere to go: retrying for a day and a half would only fill the log.
+            reason = (
+                "test-mode e-mail goes to the mail catcher only (CAJA_TEST_MODE_EMAIL=catcher), which is off"
+            )
+            return AttemptOutcome(ok=False, permanent=True, error=reason)
+        message = compose_message(email, sender=mailer.sender, job_id=job.id, sent_at=self._clock.now())
         started_ms = self._clock.now_ms()
         started = time.monotonic()
-        target = self._mailer.target
+        target = mailer.target
         ok, permanent, error = True, False, None
         try:
-            reply = await self._mailer.send(message)
+            reply = await mailer.send(message)
         except SmtpFailure as exc:
             log.info("e-mail not sent", job=job.id, attempt=context.attempt, error=str(exc))
             ok, permanent, error, reply = False, exc.permanent, str(exc)[:500], str(exc)

@@ -144,6 +144,11 @@ class OutgoingEmail:
         )
 
 
+# The generic message of ``POST /_caja/emails`` and the dashboard: an operator's check that the SMTP
+# relay works, sent where it is asked to go whatever the mode.
+RELAY_CHECK_TEMPLATE = "prueba"
+
+
 def email_from_payload(payload: dict[str, Any]) -> TemplatedEmail | OutgoingEmail:
     """An ``email`` job's payload: a template to render, or (enqueued by an earlier version) a
     rendered message. Raises ``ValueError`` when it is neither."""

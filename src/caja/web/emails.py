@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import jinja2
 
-from caja.domain.mail import OutgoingEmail, TemplatedEmail, spanish_datetime
+from caja.domain.mail import RELAY_CHECK_TEMPLATE, OutgoingEmail, TemplatedEmail, spanish_datetime
 from caja.domain.money import Centavos, format_mxn
 
 TEMPLATE_DIR: Final = Path(__file__).parent / "templates" / "email"
@@ -23,7 +23,7 @@ PAYMENT_RECEIPT: Final = "pago_exitoso"
 # The payout beneficiary's withdrawal reference.
 WITHDRAWAL_REFERENCE: Final = "retiro_referencia"
 # A generic message to check that e-mail gets through.
-TEST_MESSAGE: Final = "prueba"
+TEST_MESSAGE: Final = RELAY_CHECK_TEMPLATE
 TEMPLATES: Final = (PAYMENT_RECEIPT, WITHDRAWAL_REFERENCE, TEST_MESSAGE)
 
 
