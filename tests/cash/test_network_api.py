@@ -359,6 +359,11 @@ def test_the_merchant_can_refuse_the_amount_at_payment_attempt(
     assert network.pay(reference, 10_000, txn())["failure_code"] == "16"
     merchant.approve({"payable": False, "failure_code": "15"})
     assert network.pay(reference, 10_000, txn())["failure_code"] == "15"
+    # Approving nothing at all, whatever the minimum, is "no debt" here as at the lookup.
+    merchant.approve({"payable": True, "min_amount": 5_000, "max_amount": 0})
+    assert network.pay(reference, 10_000, txn())["failure_code"] == "10"
+    merchant.approve({"payable": True, "max_amount": 9_999})
+    assert network.pay(reference, 10_000, txn())["failure_code"] == "35"
     assert merchant.api.get("/orders").json()["data"] == []
 
 

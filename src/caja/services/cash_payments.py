@@ -425,8 +425,12 @@ async def pay(desk: CashDesk, network: Network, request: PaymentRequest) -> Paym
         # Declining the amount without a reason means the amount is not allowed.
         code = from_merchant(reply.failure_code) if reply.failure_code else FailureCode.AMOUNT_NOT_ALLOWED
         return await _record_decline(desk, network, request, code)
+    if reply.max_amount == 0:
+        # Approving nothing at all: no debt, as at the lookup (not an amount out of range).
+        return await _record_decline(desk, network, request, FailureCode.NO_DEBT)
     if reply.min_amount is not None or reply.max_amount is not None:
-        narrowed = AmountRange(reply.min_amount or 0, reply.max_amount or limits.max_amount)
+        high = reply.max_amount if reply.max_amount is not None else limits.max_amount
+        narrowed = AmountRange(reply.min_amount or 0, high)
         if request.amount not in narrowed:
             return await _record_decline(desk, network, request, FailureCode.AMOUNT_OUT_OF_RANGE)
     try:
