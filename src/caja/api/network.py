@@ -31,7 +31,11 @@ from caja.services import cash_payments
 router = APIRouter(prefix="/network/v1", tags=["Network API (store networks)"])
 
 Reference = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z]+$")]
-StoreName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+# Printed on charges, receipts and slips: no control characters (and PostgreSQL text holds no NUL).
+StoreName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=120, pattern=r"^[^\x00-\x1f\x7f]+$"),
+]
 Token = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
 
 

@@ -9,6 +9,7 @@ from pydantic import BeforeValidator, Field, StringConstraints
 
 from caja.api.context import MerchantDep, body_of
 from caja.api.merchant.schemas import StrictBody
+from caja.api.network import StoreName
 from caja.api.openapi import errors, request_body
 from caja.api.responses import ConektaJSON
 from caja.domain.approvals import MAX_AMOUNT
@@ -34,9 +35,7 @@ class PaymentTestIn(StrictBody):
         le=MAX_AMOUNT,
         description="Centavos, as an integer or a numeric string (required for payment_attempt)",
     )
-    store_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)] = (
-        payment_test.DEFAULT_STORE
-    )
+    store_name: StoreName = payment_test.DEFAULT_STORE
 
 
 @router.post(
