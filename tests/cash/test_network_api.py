@@ -111,6 +111,11 @@ def test_a_malformed_body_is_a_422_naming_the_param(network: NetworkClient) -> N
     assert response.status_code == 422
     params = {d["param"] for d in response.json()["details"]}
     assert {"amount", "transaction_id"} <= params
+    # A store name is printed on charges and receipts: no control characters (PostgreSQL holds no NUL).
+    for store in ("OX\u0000XO", "OX\nXO", "\u007f"):
+        bad = network.post("/network/v1/lookups", {"reference": "1", "store": store})
+        assert bad.status_code == 422, (store, bad.text)
+        assert bad.json()["details"][0]["param"] == "store"
 
 
 @pytest.mark.parametrize("amount", [2**63, -(2**63) - 1, 10**30, 10**12 + 1])

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
 from tests.cash.conftest import Merchant
 from tests.conftest import Server
 from tests.tools.network_client import NetworkClient
+from tests.tools.receiver import Reply
 
 
 def run(merchant: Merchant, **body: object) -> httpx.Response:
@@ -139,8 +143,67 @@ def test_bad_payloads_are_422s_naming_the_param(merchant: Merchant) -> None:
         ),
         ({"event_type": "charge.paid", "reference": reference}, "event_type"),
         ({"event_type": "inbound_payment.lookup"}, "reference"),
+        (
+            {"event_type": "inbound_payment.lookup", "reference": reference, "store_name": "OX\u0000XO"},
+            "store_name",
+        ),
     ):
         response = run(merchant, **body)
         assert response.status_code == 422, (body, response.text)
         assert param in {d["param"] for d in response.json()["details"]}, response.text
     assert merchant.api.get("/orders").json()["data"] == []
+
+
+def approval_calls(merchant: Merchant, webhook_id: str, count: int, **params: str) -> list[dict[str, Any]]:
+    """The webhook's logged approval calls, once ``count`` are there (the log is written just after)."""
+    deadline = time.monotonic() + 10
+    while True:
+        listed = merchant.api.get(f"/_caja/webhooks/{webhook_id}/approval_calls", params=params)
+        assert listed.status_code == 200, listed.text
+        if len(listed.json()["data"]) >= count or time.monotonic() > deadline:
+            return list(listed.json()["data"])
+        time.sleep(0.1)
+
+
+def test_a_synchronous_webhooks_calls_are_logged_with_what_came_back(
+    server: Server, merchant: Merchant, new_merchant: Callable[[str], Merchant]
+) -> None:
+    hooks = merchant.api.get("/webhooks").json()["data"]
+    [sync_id] = [h["id"] for h in hooks if h["synchronous"]]
+    _, _, reference = merchant.reference()
+    merchant.approve({"payable": True, "min_amount": 5_000, "max_amount": 50_000})
+    run(merchant, event_type="inbound_payment.payment_attempt", reference=reference, amount="10000")
+    merchant.approve(Reply(body=b"<html>no</html>"))
+    run(merchant, event_type="inbound_payment.lookup", reference=reference)
+
+    broken, attempt, lookup = approval_calls(merchant, sync_id, 3)
+
+    assert [c["type"] for c in (broken, attempt, lookup)] == [
+        "inbound_payment.lookup",
+        "inbound_payment.payment_attempt",
+        "inbound_payment.lookup",
+    ]
+    assert all(c["object"] == "approval_call" and c["reference"] == reference for c in (broken, attempt))
+    assert lookup["reply"] == {"payable": True, "min_amount": 5_000, "max_amount": 50_000}
+    assert lookup["amount"] == 0 and lookup["error"] is None
+    assert attempt["amount"] == 10_000 and attempt["reply"] == {
+        "payable": True,
+        "min_amount": 5_000,
+        "max_amount": 50_000,
+    }
+    order_charge = merchant.api.get("/charges").json()["data"][0]["id"]
+    assert attempt["charge_id"] == order_charge
+    assert json.loads(attempt["request_body"])["type"] == "inbound_payment.payment_attempt"
+    assert broken["reply"] is None and broken["http_status"] == 200
+    assert broken["error"].startswith("bad_json") and broken["response_body"] == "<html>no</html>"
+    [older] = approval_calls(merchant, sync_id, 1, limit="1", next=broken["id"])
+    assert older["id"] == attempt["id"]
+
+    other = new_merchant("Otro Comercio")
+    theirs = other.api.get(f"/_caja/webhooks/{sync_id}/approval_calls")
+    assert theirs.status_code == 404 and theirs.json()["type"] == "resource_not_found_error"
+    live = httpx.get(
+        f"{server.base_url}/_caja/webhooks/{sync_id}/approval_calls",
+        headers={"Authorization": f"Bearer {merchant.keys.live_key}"},
+    )
+    assert live.status_code == 403

@@ -1,5 +1,6 @@
-"""``/_caja/emails``: the messages the sandbox's built-in mail catcher received, and
-``/_caja/email_jobs``: the outbox jobs that send them, followed until they go out.
+"""``/_caja/emails``: the messages the sandbox's built-in mail catcher received,
+``/_caja/email_jobs``: the outbox jobs that send them, followed until they go out, and
+``/_caja/webhooks/{id}/approval_calls``: what a synchronous webhook was asked and answered.
 
 A sandbox and developer tool, not part of Conekta's API: only test private keys may use it
 (a live key gets 403), and a caller sees only its own account's test-mode messages (tied to it
@@ -19,15 +20,17 @@ from caja.api.context import Merchant, MerchantDep, PageDep, body_of, list_body
 from caja.api.merchant.schemas import EMAIL_DOC, StrictBody
 from caja.api.openapi import bytes_answer, request_body
 from caja.api.responses import ConektaJSON
+from caja.domain.approval_log import approval_call_json
 from caja.domain.email_jobs import EmailJob, message_status, seconds
 from caja.domain.errors import ForbiddenError
 from caja.domain.mail import CaughtEmail
 from caja.domain.representations import JSON
-from caja.services import emails
+from caja.services import emails, webhooks
 
 router = APIRouter(tags=["Sandbox tools"])
 EmailId = Annotated[str, Path(max_length=64, description="Caught e-mail id (msg_...)")]
 EmailJobId = Annotated[str, Path(max_length=64, description="E-mail job id (eml_...)")]
+WebhookId = Annotated[str, Path(max_length=64, description="Webhook id")]
 
 
 async def test_merchant(merchant: MerchantDep) -> Merchant:
@@ -125,3 +128,15 @@ async def get_raw_email(id: EmailId, merchant: TestMerchantDep) -> Response:
     c = merchant.container
     email = await emails.get_caught(c.uow, merchant.tenant, id)
     return Response(email.message, media_type="message/rfc822")
+
+
+@router.get(
+    "/_caja/webhooks/{id}/approval_calls",
+    summary="A synchronous webhook's approval calls, newest first: what Caja sent, what came back",
+)
+async def list_approval_calls(
+    request: Request, id: WebhookId, merchant: TestMerchantDep, page_request: PageDep
+) -> ConektaJSON:
+    c = merchant.container
+    page = await webhooks.approval_calls(c.uow, c.secret_box, merchant.tenant, id, page_request)
+    return merchant.respond(list_body(request, page, [approval_call_json(call) for call in page.items]))

@@ -7,9 +7,11 @@ from typing import Any
 
 from caja.delivery.keyring import SecretBox, new_signing_secret
 from caja.domain import ids
+from caja.domain.approval_log import ApprovalCall
 from caja.domain.clock import Clock
 from caja.domain.errors import ParameterValidationError, ProcessingError, ResourceNotFoundError
 from caja.domain.events import new_event, new_ping_event
+from caja.domain.jobs import JobKind
 from caja.domain.paging import Page, PageRequest
 from caja.domain.representations import webhook_json
 from caja.domain.tenancy import Tenant
@@ -23,6 +25,7 @@ from caja.domain.webhooks import (
     check_url,
 )
 from caja.services import webhook_keys
+from caja.store.jobs import to_job
 from caja.store.uow import UnitOfWork, UnitOfWorkFactory
 from caja.store.webhooks import to_webhook
 
@@ -210,3 +213,15 @@ async def test(
             raise _not_receiving(webhook_id)
         tx.events.add(new_ping_event(tenant, webhook_id, now))
     return webhook
+
+
+async def approval_calls(
+    uow: UnitOfWorkFactory, box: SecretBox, tenant: Tenant, webhook_id: str, request: PageRequest
+) -> Page[ApprovalCall]:
+    """A synchronous webhook's approval calls, newest first: what Caja sent, what came back."""
+    async with uow() as tx:
+        await _load(tx, box, tenant, webhook_id)  # 404 for another tenant's or a deleted webhook
+        rows = await tx.jobs.page_for_webhook(tenant, webhook_id, JobKind.APPROVAL.value, request)
+        jobs = [to_job(row) for row in rows.rows]
+        attempts = await tx.jobs.first_attempts([job.id for job in jobs])
+    return Page([ApprovalCall(job, attempts.get(job.id)) for job in jobs], rows.has_more, request)

@@ -19,7 +19,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from caja.domain.jobs import Attempt, Job, JobBacklog, JobStatus
+from caja.domain.paging import PageRequest
+from caja.domain.tenancy import Tenant
 from caja.store.connection import Conn
+from caja.store.pagination import RowPage, fetch_page
 from caja.store.prepared import Prepared
 from caja.store.tables import job_attempts, jobs
 
@@ -79,6 +82,22 @@ _SETTLE = (
         lease_until=None,
     )
 )
+
+
+def _to_attempt(r: Any) -> Attempt:
+    return Attempt(
+        job_id=r.job_id,
+        attempt=r.attempt,
+        started_at=r.started_at,
+        duration_ms=r.duration_ms,
+        url=r.url,
+        http_status=r.http_status,
+        error=r.error,
+        request_headers=r.request_headers,
+        request_body=r.request_body,
+        response_headers=r.response_headers,
+        response_body=r.response_body,
+    )
 
 
 def to_job(row: Any) -> Job:
@@ -381,22 +400,33 @@ class JobRepository:
 
     async def attempts(self, job_id: str) -> list[Attempt]:
         query = sa.select(job_attempts).where(job_attempts.c.job_id == job_id).order_by(job_attempts.c.seq)
-        return [
-            Attempt(
-                job_id=r.job_id,
-                attempt=r.attempt,
-                started_at=r.started_at,
-                duration_ms=r.duration_ms,
-                url=r.url,
-                http_status=r.http_status,
-                error=r.error,
-                request_headers=r.request_headers,
-                request_body=r.request_body,
-                response_headers=r.response_headers,
-                response_body=r.response_body,
-            )
-            for r in (await self._conn.execute(query)).all()
-        ]
+        return [_to_attempt(r) for r in (await self._conn.execute(query)).all()]
+
+    async def page_for_webhook(
+        self, tenant: Tenant, webhook_id: str, kind: str, request: PageRequest
+    ) -> RowPage:
+        """A webhook's jobs of one kind, newest first (through ``ix_jobs_webhook``)."""
+        where = sa.and_(
+            jobs.c.webhook_id == webhook_id,
+            jobs.c.account_id == tenant.account_id,
+            jobs.c.livemode == tenant.livemode,
+            jobs.c.kind == kind,
+        )
+        return await fetch_page(self._conn, jobs, where, request)
+
+    async def first_attempts(self, job_ids: Collection[str]) -> dict[str, Attempt]:
+        """Each job's first attempt, by job id (jobs with none are left out)."""
+        if not job_ids:
+            return {}
+        query = (
+            sa.select(job_attempts)
+            .where(job_attempts.c.job_id.in_(list(job_ids)), job_attempts.c.attempt == 1)
+            .order_by(job_attempts.c.seq)
+        )
+        found: dict[str, Attempt] = {}
+        for row in (await self._conn.execute(query)).all():
+            found.setdefault(row.job_id, _to_attempt(row))
+        return found
 
     async def backlog(self, now_ms: int) -> list[JobBacklog]:
         """Unfinished jobs per kind and status, with the oldest due one's ``run_at`` (``/metrics``).
