@@ -99,6 +99,51 @@ def test_event_attempts_and_resend(
     assert json.loads(receiver.to("/hook")[-1].body)["id"] == event["id"]
 
 
+def test_a_synchronous_webhooks_approval_calls_and_answers(
+    page: Page, server: Server, account: AccountKeys, receiver: Receiver
+) -> None:
+    receiver.on("/approve", always(Reply(status=200, body=b'{"payable": true, "min_amount": 5000}')))
+    with api(server, account.test_key) as client:
+        hook = client.post("/webhooks", json={"url": receiver.url("/approve"), "synchronous": True}).json()
+        created = client.post(
+            "/customers",
+            json={
+                "name": "Ana López",
+                "email": "ana@example.com",
+                "payment_sources": [{"type": "cash_recurrent"}],
+            },
+        ).json()
+        reference = created["payment_sources"]["data"][0]["reference"]
+        paid = client.post(
+            "/payment_test",
+            json={"event_type": "inbound_payment.payment_attempt", "reference": reference, "amount": "12345"},
+        )
+        assert paid.json()["payment"]["status"] == "paid", paid.text
+        receiver.on("/approve", always(Reply(status=500, body=b"caido")))
+        client.post("/payment_test", json={"event_type": "inbound_payment.lookup", "reference": reference})
+        log = f"/_caja/webhooks/{hook['id']}/approval_calls"
+        wait_until(lambda: len(client.get(log).json()["data"]) == 3, "the approval log")
+
+    sign_in(page, server, account.test_key)
+    page.get_by_role("link", name="Aprobaciones").click()
+    expect(page.locator("h1")).to_have_text("Aprobaciones")
+    expect(page.locator("#approval-webhook")).to_contain_text(hook["id"])
+    calls = page.locator("details.approval-call")
+    expect(calls).to_have_count(3)
+    failed, attempt, lookup = calls.nth(0), calls.nth(1), calls.nth(2)
+    expect(failed.locator("summary")).to_contain_text("sin respuesta válida")
+    expect(failed.locator("summary")).to_contain_text("HTTP 500")
+    expect(attempt).to_have_attribute("data-type", "inbound_payment.payment_attempt")
+    expect(attempt.locator("summary")).to_contain_text("$123.45 MXN")
+    expect(lookup.locator("summary")).to_contain_text("aprobado desde $50.00 MXN")
+    attempt.locator("summary").click()
+    expect(attempt.locator("pre.body")).to_contain_text(reference)
+    expect(attempt.locator("pre.response-body")).to_contain_text('"payable": true')
+    for name in ("digest", "webhook-signature"):
+        expect(attempt.locator("table.headers")).to_contain_text(name, ignore_case=True)
+    page.screenshot(path="/tmp/caja-dashboard-approvals.png", full_page=True)
+
+
 def test_caught_email_is_shown_with_its_html_sandboxed(
     page: Page, server: Server, account: AccountKeys
 ) -> None:

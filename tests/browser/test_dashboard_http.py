@@ -66,6 +66,20 @@ def test_another_accounts_event_is_not_shown(
         assert event["id"] not in client.get(f"{BASE}/events").text
 
 
+def test_another_accounts_approval_calls_are_not_shown(
+    server: Server, new_account: Callable[[str], AccountKeys]
+) -> None:
+    first, second = new_account("Uno"), new_account("Dos")
+    with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {first.test_key}"}) as api:
+        url = "http://127.0.0.1:9/privado-de-uno"
+        hook = api.post("/webhooks", json={"url": url, "synchronous": True}).json()
+    with signed_in(server, second.test_key) as client:
+        page = client.get(f"{BASE}/approvals", params={"webhook": hook["id"]})
+        assert page.status_code == 200
+        assert hook["id"] not in page.text and url not in page.text
+        assert "no tiene webhooks sincrónicos" in page.text
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_no_key_reaches_the_log(backend: str, start_server: Callable[..., Server]) -> None:  # noqa: F811
     server = start_server(backend, {"CAJA_LOG_LEVEL": "debug"})

@@ -225,3 +225,11 @@ async def approval_calls(
         jobs = [to_job(row) for row in rows.rows]
         attempts = await tx.jobs.first_attempts([job.id for job in jobs])
     return Page([ApprovalCall(job, attempts.get(job.id)) for job in jobs], rows.has_more, request)
+
+
+async def synchronous(uow: UnitOfWorkFactory, box: SecretBox, tenant: Tenant) -> list[Webhook]:
+    """The tenant's synchronous webhooks, oldest first (at most MAX_WEBHOOKS_PER_TENANT)."""
+    async with uow() as tx:
+        rows = await tx.webhooks.page(tenant, PageRequest(limit=MAX_WEBHOOKS_PER_TENANT))
+    found = [to_webhook(row, box) for row in rows.rows]
+    return sorted((hook for hook in found if hook.synchronous), key=lambda hook: hook.created_at)

@@ -1,7 +1,8 @@
 """``/_caja/dashboard``: the sandbox dashboard, server-rendered (Jinja2), no CDN, no build step.
 
 Events with every delivery attempt (request headers and body, response status, headers and
-body) and a Resend button; the mail catcher's messages, their HTML shown in a sandboxed iframe.
+body) and a Resend button; a synchronous webhook's approval calls and what it answered; the mail
+catcher's messages, their HTML shown in a sandboxed iframe.
 
 Sign-in takes a TEST private key in a POST form; the browser keeps it only sealed (AES-GCM with
 the server secret, with an expiry) in an HttpOnly, SameSite=Strict cookie scoped to ``/_caja``,
@@ -30,11 +31,13 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from caja.api.context import container_of
 from caja.bootstrap import Container
 from caja.delivery.keyring import SealedSecretError
+from caja.domain.approval_log import ApprovalCall, approval_call_json
 from caja.domain.errors import CajaError
+from caja.domain.money import Centavos, format_mxn
 from caja.domain.paging import PageRequest
 from caja.domain.representations import event_envelope
 from caja.domain.tenancy import Tenant
-from caja.services import dashboard, emails, events
+from caja.services import dashboard, emails, events, webhooks
 
 BASE = "/_caja/dashboard"
 COOKIE = "caja_dashboard"
@@ -81,6 +84,20 @@ def _pretty(body: Any) -> str:
     return json.dumps(body, indent=2, ensure_ascii=False)
 
 
+def _mxn(amount: int | None) -> str:
+    return "—" if amount is None else format_mxn(Centavos(amount))
+
+
+def _range(reply: dict[str, Any]) -> str:
+    """An approval's range as a merchant reads it; empty when it set none (the network's limits)."""
+    low, high = reply.get("min_amount"), reply.get("max_amount")
+    if low is not None and high is not None:
+        return f"{_mxn(low)} a {_mxn(high)}"
+    if low is not None:
+        return f"desde {_mxn(low)}"
+    return f"hasta {_mxn(high)}" if high is not None else ""
+
+
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(_HERE / "templates" / "dashboard"),
     autoescape=True,
@@ -89,6 +106,8 @@ _env = jinja2.Environment(
 _env.filters["when"] = _when
 _env.filters["when_ms"] = _when_ms
 _env.filters["pretty"] = _pretty
+_env.filters["mxn"] = _mxn
+_env.filters["range"] = _range
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +330,45 @@ async def resend(request: Request, event_id: Id) -> Response:
 
 
 # --- caught e-mails ---------------------------------------------------------------------------
+
+
+@router.get(f"{BASE}/approvals")
+async def approvals_page(
+    request: Request,
+    webhook: Annotated[str | None, Query(max_length=64)] = None,
+    next: Cursor = None,
+    previous: Cursor = None,
+) -> Response:
+    session = await session_of(request)
+    if session is None:
+        return to_login(back_to=request.url.path)
+    c = session.container
+    hooks = await webhooks.synchronous(c.uow, c.secret_box, session.tenant)
+    chosen = [hook for hook in hooks if hook.id == webhook] or hooks[:1]
+    calls: list[ApprovalCall] = []
+    paging: dict[str, str | None] = {"newer": None, "older": None}
+    if chosen:
+        hook_id = chosen[0].id
+        page_request = PageRequest(
+            limit=PAGE_SIZE, next=next or None, previous=None if next else previous or None
+        )
+        try:
+            page = await webhooks.approval_calls(c.uow, c.secret_box, session.tenant, hook_id, page_request)
+        except CajaError:
+            page = await webhooks.approval_calls(
+                c.uow, c.secret_box, session.tenant, hook_id, PageRequest(limit=PAGE_SIZE)
+            )
+        calls = page.items
+        paging = _paging(f"{BASE}/approvals", page, {"webhook": hook_id})
+    return render_page(
+        "approvals.html",
+        session=session,
+        section="approvals",
+        hooks=hooks,
+        chosen=chosen[0] if chosen else None,
+        calls=[(call, approval_call_json(call)) for call in calls],
+        paging=paging,
+    )
 
 
 @router.get(f"{BASE}/emails")
