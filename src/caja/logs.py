@@ -53,18 +53,34 @@ class _ScrubbingFilter(logging.Filter):
 
 
 def configure(level: str = "info", *, json: bool = True) -> None:
+    """Every line in one format: Caja's own (structlog) and the standard library's records of
+    uvicorn, Alembic, SQLAlchemy and the rest alike, so a JSON log pipeline reads them all."""
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         numeric = logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_ScrubbingFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(numeric)
     renderer: Any = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_ScrubbingFilter())
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.add_logger_name,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                scrub_processor,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
