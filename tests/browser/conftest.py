@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.conftest import Server
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -41,3 +45,22 @@ def page(browser: Browser) -> Iterator[Page]:
         yield page
     finally:
         context.close()
+
+
+def cash_source(server: Server, key: str) -> dict[str, Any]:
+    """A new customer's one cash_recurrent source, with its ``customer_id``."""
+    with httpx.Client(
+        base_url=server.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=10
+    ) as api:
+        response = api.post(
+            "/customers",
+            json={
+                "name": "Ana López",
+                "email": "ana@example.com",
+                "payment_sources": [{"type": "cash_recurrent"}],
+            },
+        )
+        assert response.status_code == 200, response.text
+        customer = response.json()
+        [source] = customer["payment_sources"]["data"]
+        return {**source, "customer_id": customer["id"]}

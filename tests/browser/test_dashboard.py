@@ -12,6 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.browser.conftest import cash_source
 from tests.conftest import AccountKeys, Server
 from tests.tools.receiver import Receiver, Reply, always
 
@@ -105,15 +106,7 @@ def test_a_synchronous_webhooks_approval_calls_and_answers(
     receiver.on("/approve", always(Reply(status=200, body=b'{"payable": true, "min_amount": 5000}')))
     with api(server, account.test_key) as client:
         hook = client.post("/webhooks", json={"url": receiver.url("/approve"), "synchronous": True}).json()
-        created = client.post(
-            "/customers",
-            json={
-                "name": "Ana López",
-                "email": "ana@example.com",
-                "payment_sources": [{"type": "cash_recurrent"}],
-            },
-        ).json()
-        reference = created["payment_sources"]["data"][0]["reference"]
+        reference = cash_source(server, account.test_key)["reference"]
         paid = client.post(
             "/payment_test",
             json={"event_type": "inbound_payment.payment_attempt", "reference": reference, "amount": "12345"},

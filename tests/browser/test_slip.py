@@ -5,32 +5,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 from playwright.sync_api import Page, expect
 from pypdf import PdfReader
 
+from tests.browser.conftest import cash_source
 from tests.checks import CONEKTA_STORE_NAMES
 from tests.conftest import AccountKeys, Server
-
-
-def cash_source(server: Server, key: str) -> dict[str, Any]:
-    with httpx.Client(
-        base_url=server.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=10
-    ) as api:
-        response = api.post(
-            "/customers",
-            json={
-                "name": "Ana López",
-                "email": "ana@example.com",
-                "payment_sources": [{"type": "cash_recurrent"}],
-            },
-        )
-        assert response.status_code == 200, response.text
-        customer = response.json()
-        [source] = customer["payment_sources"]["data"]
-        return {**source, "customer_id": customer["id"]}
 
 
 def test_slip_renders_and_prints(

@@ -76,6 +76,32 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _relay_env(relay: TestSmtpServer, **extra: str) -> dict[str, str]:
+    return {
+        "CAJA_SMTP_HOST": "127.0.0.1",
+        "CAJA_SMTP_PORT": str(relay.port),
+        "CAJA_SMTP_SECURITY": "starttls",
+        "CAJA_SMTP_USERNAME": "caja",
+        "CAJA_SMTP_PASSWORD": "s3creta",
+        "CAJA_SMTP_CA_FILE": str(relay.cert),
+        **extra,
+    }
+
+
+def _receipt(to: str, amount: int = 10_000, authorization_code: str = "12345678") -> emails.PaymentReceipt:
+    return emails.PaymentReceipt(
+        to=to,
+        merchant_name="Tacos & Más",
+        amount=amount,
+        reference="10001432529593700513",
+        store="7 Eleven",
+        paid_at=PAID_AT,
+        authorization_code=authorization_code,
+        customer_name="Ana López",
+        order_id="ord_2tXWZQ3vR6jS9kLm1",
+    )
+
+
 # --- the round trip through the built-in catcher -----------------------------------------------
 
 
@@ -83,17 +109,7 @@ def test_payment_receipt_goes_out_through_the_outbox_and_is_caught(
     server: Server, http: httpx.Client
 ) -> None:
     to = unique_address("pagador")
-    receipt = emails.PaymentReceipt(
-        to=to,
-        merchant_name="Tacos & Más",
-        amount=123456,
-        reference="10001432529593700513",
-        store="7 Eleven",
-        paid_at=PAID_AT,
-        authorization_code="A1B2C3",
-        customer_name="Ana López",
-        order_id="ord_2tXWZQ3vR6jS9kLm1",
-    )
+    receipt = _receipt(to, amount=123456, authorization_code="A1B2C3")
     job_id = in_unit(server, lambda tx, tenant: emails.enqueue_payment_receipt(tx, tenant, now_ms(), receipt))
 
     [caught] = wait_for_email(http, to)
@@ -380,17 +396,12 @@ def test_smtp_failures_are_retried_like_any_job(
     try:
         server = start_server(
             backend,
-            {
-                "CAJA_SMTP_HOST": "127.0.0.1",
-                "CAJA_SMTP_PORT": str(relay.port),
-                "CAJA_SMTP_SECURITY": "starttls",
-                "CAJA_SMTP_USERNAME": "caja",
-                "CAJA_SMTP_PASSWORD": "s3creta",
-                "CAJA_SMTP_CA_FILE": str(relay.cert),
-                "CAJA_SMTP_FROM": "Tienda Ejemplo <pagos@tienda.example>",
-                "CAJA_WEBHOOK_RETRY_SCHEDULE": "0,0.3,0.3,0.3",
-                "CAJA_WEBHOOK_RETRY_JITTER": "0",
-            },
+            _relay_env(
+                relay,
+                CAJA_SMTP_FROM="Tienda Ejemplo <pagos@tienda.example>",
+                CAJA_WEBHOOK_RETRY_SCHEDULE="0,0.3,0.3,0.3",
+                CAJA_WEBHOOK_RETRY_JITTER="0",
+            ),
         )
         headers = {"Authorization": f"Bearer {server.api_key}"}
         with httpx.Client(base_url=server.base_url, headers=headers, timeout=10) as client:
@@ -467,32 +478,6 @@ def test_with_nowhere_to_send_the_job_waits_and_retries(
         assert waiting["status"] == "pending" and waiting["attempts"] >= 3
         assert "no SMTP server configured" in waiting["last_error"]
         assert waiting["next_attempt_at"] >= waiting["last_attempted_at"] and waiting["finished_at"] is None
-
-
-def _receipt(to: str) -> emails.PaymentReceipt:
-    return emails.PaymentReceipt(
-        to=to,
-        merchant_name="Tacos & Más",
-        amount=10_000,
-        reference="10001432529593700513",
-        store="7 Eleven",
-        paid_at=PAID_AT,
-        authorization_code="12345678",
-        customer_name="Ana López",
-        order_id="ord_2tXWZQ3vR6jS9kLm1",
-    )
-
-
-def _relay_env(relay: TestSmtpServer, **extra: str) -> dict[str, str]:
-    return {
-        "CAJA_SMTP_HOST": "127.0.0.1",
-        "CAJA_SMTP_PORT": str(relay.port),
-        "CAJA_SMTP_SECURITY": "starttls",
-        "CAJA_SMTP_USERNAME": "caja",
-        "CAJA_SMTP_PASSWORD": "s3creta",
-        "CAJA_SMTP_CA_FILE": str(relay.cert),
-        **extra,
-    }
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

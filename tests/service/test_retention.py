@@ -60,6 +60,18 @@ async def finish(uow: UnitOfWorkFactory, database: Database, job_ids: list[str],
     await database.run_sync(lambda c: c.execute(statement))
 
 
+async def old_webhook(uow: UnitOfWorkFactory, tenant: Tenant, database: Database) -> set[str]:
+    """A webhook made a day before OLD, its own events all delivered; those events' ids.
+
+    Rows come in time order: the webhook and its events before whatever a test adds after it.
+    """
+    then = FixedClock(OLD - DAY)
+    await webhooks.create(uow, then, BOX, tenant, NewWebhook(url="http://127.0.0.1:9/h", description="h"))
+    setup = await column(database, sa.select(events.c.id))
+    await finish(uow, database, list(await column(database, sa.select(jobs.c.id))), OLD - DAY)
+    return setup
+
+
 def job(
     tenant: Tenant, kind: JobKind, created: int, finished: int | None, event_id: str | None = None
 ) -> NewJob:
@@ -81,11 +93,7 @@ def job(
 async def test_old_events_go_with_their_deliveries_once_every_delivery_ended(
     uow: UnitOfWorkFactory, clock: FixedClock, tenant: Tenant, database: Database
 ) -> None:
-    # Rows come in time order: the webhook (and its own events, all delivered) before the rest.
-    then = FixedClock(OLD - DAY)
-    await webhooks.create(uow, then, BOX, tenant, NewWebhook(url="http://127.0.0.1:9/h", description="h"))
-    setup = await column(database, sa.select(events.c.id))
-    await finish(uow, database, list(await column(database, sa.select(jobs.c.id))), OLD - DAY)
+    setup = await old_webhook(uow, tenant, database)
     delivered, delivered_jobs = await add_event(uow, tenant, OLD)
     await finish(uow, database, delivered_jobs, OLD)
     retrying, retrying_jobs = await add_event(uow, tenant, OLD)
@@ -194,10 +202,7 @@ async def test_a_window_must_be_above_zero(uow: UnitOfWorkFactory, clock: FixedC
 async def test_a_dry_run_counts_what_a_pass_would_delete_and_deletes_nothing(
     uow: UnitOfWorkFactory, clock: FixedClock, tenant: Tenant, database: Database
 ) -> None:
-    then = FixedClock(OLD - DAY)
-    await webhooks.create(uow, then, BOX, tenant, NewWebhook(url="http://127.0.0.1:9/h", description="h"))
-    setup = await column(database, sa.select(events.c.id))
-    await finish(uow, database, list(await column(database, sa.select(jobs.c.id))), OLD - DAY)
+    setup = await old_webhook(uow, tenant, database)
     for at in (OLD, OLD + 1, OLD + 2):
         _, delivered_jobs = await add_event(uow, tenant, at)
         await finish(uow, database, delivered_jobs, at)
