@@ -29,7 +29,7 @@ from caja.store.tables import webhook_keys, webhooks
 from caja.store.uow import UnitOfWorkFactory
 from tests.conftest import BACKENDS, postgres_url
 from tests.service.conftest import _empty_postgres
-from tests.tools.databases import pg_admin, pg_admin_url, sibling_url
+from tests.tools.databases import own_database
 from tests.tools.receiver import Receiver
 
 # Short, jitter-free schedules: tests never sleep through real minutes.
@@ -152,13 +152,8 @@ class World:
 def delivery_postgres_url() -> Iterator[str]:
     """A PostgreSQL database of these tests' own: a dispatcher claims any due job of its database,
     so one left running by another suite (a ``caja serve`` fixture) must not share it."""
-    admin, base = pg_admin_url(postgres_url())
-    name = f"{base}_delivery_{secrets.token_hex(4)}"[:60]
-    pg_admin("create", admin, name)
-    try:
-        yield sibling_url(postgres_url(), name)
-    finally:
-        pg_admin("drop", admin, name)
+    with own_database(postgres_url(), "delivery") as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)

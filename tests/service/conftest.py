@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from caja.store.db import Database
 from caja.store.tables import metadata
 from caja.store.uow import UnitOfWorkFactory
 from tests.conftest import BACKENDS, postgres_url
+from tests.tools.databases import own_database
 
 NOW = 1_800_000_000
 
@@ -32,13 +33,23 @@ async def _empty_postgres(url: str) -> Database:
     return database
 
 
+@pytest.fixture(scope="session")
+def service_postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of these tests' own: they leave jobs due (a delivery being retried,
+    an e-mail not yet sent), which a ``caja serve`` of another suite would claim and attempt."""
+    with own_database(postgres_url(), "service") as url:
+        yield url
+
+
 @pytest.fixture(params=BACKENDS)
-async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+async def database(
+    request: pytest.FixtureRequest, tmp_path: Path, service_postgres_url: str
+) -> AsyncIterator[Database]:
     if request.param == "sqlite":
         database = Database(f"sqlite:///{tmp_path / 'caja.db'}")
         await migrate.upgrade(database)
     else:
-        database = await _empty_postgres(postgres_url())
+        database = await _empty_postgres(service_postgres_url)
     try:
         yield database
     finally:
