@@ -326,18 +326,14 @@ def accounts_create(
     """Create a merchant account with a test and a live private key (shown once)."""
     settings = _settings(database_url=database_url)
     issued = _on_current_schema(settings, lambda c: accounts.create_account(c.uow, c.clock, name))
-    out = {
+    out: dict[str, object] = {
         "id": issued.account.id,
         "name": issued.account.name,
         "created_at": issued.account.created_at,
         "test_private_key": issued.test_private_key,
         "live_private_key": issued.live_private_key,
     }
-    if as_json:
-        typer.echo(json.dumps(out))
-    else:
-        for field, value in out.items():
-            typer.echo(f"{field}: {value}")
+    _emit(out, as_json)
 
 
 @accounts_cli.command("roll-key")
