@@ -13,13 +13,15 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
 import httpx
 import typer
+
+from caja.loopback_approver import LoopbackApprover
 
 ACCEPT = "application/vnd.conekta-v2.3.0+json"
 DEFAULT_SERVER = "http://127.0.0.1:8300"
@@ -305,6 +307,135 @@ async def _webhook_ping(api: Api, opts: TriggerOptions) -> str:
     return str(webhook_id)
 
 
+# Payments: a recurrent-cash payment through ``POST /payment_test``, the store simulator, which
+# the account's synchronous webhook must approve as it would a store's.
+
+TRIGGER_AMOUNT = 10_000  # centavos ($100.00 MXN), moved into the range the lookup allows
+# A synchronous webhook registered a moment ago is asked within a second (the server caches them).
+APPROVER_WAIT_SECONDS = 5.0
+APPROVER_DESCRIPTION = "caja trigger approver (deleted at once)"
+
+
+async def _approvers(api: Api) -> list[dict[str, Any]]:
+    """The account's synchronous webhooks that Caja asks (in the key's mode)."""
+    page = await api.call("GET", "/webhooks", limit=250)
+    return [
+        w
+        for w in page["data"]
+        if w.get("synchronous") and w.get("active", True) and w.get("status") != "disabled"
+    ]
+
+
+@contextlib.asynccontextmanager
+async def _approval(api: Api) -> AsyncIterator[LoopbackApprover | None]:
+    """The account's own synchronous webhooks decide when it has some, as for a store's payment;
+    otherwise a loopback approver stands in, registered until the block ends."""
+    if await _approvers(api):
+        yield None
+        return
+    async with LoopbackApprover() as approver:
+        webhook = await api.call(
+            "POST",
+            "/webhooks",
+            {
+                "url": approver.url,
+                "synchronous": True,
+                "description": APPROVER_DESCRIPTION,
+            },
+        )
+        try:
+            yield approver
+        finally:
+            await api.call("DELETE", f"/webhooks/{webhook['id']}")
+
+
+def _declined(what: str, answer: dict[str, Any], approver: LoopbackApprover | None) -> CliError:
+    declined = (
+        f"the {what} was declined {answer.get('failure_code')} "
+        f"({answer.get('failure_message_en') or answer.get('failure_message')})"
+    )
+    if approver is None:
+        return CliError(
+            f"{declined}: the account's synchronous webhook declined it or did not answer in time "
+            "(GET /_caja/webhooks/{id}/approval_calls shows its replies)"
+        )
+    if not any(kind.startswith("inbound_payment.") for kind in approver.asked):
+        return CliError(
+            f"{declined}: Caja did not reach caja trigger's approver at {approver.url}; when Caja "
+            "runs on another host, register a synchronous webhook of your own (docs/api.md)"
+        )
+    return CliError(declined)
+
+
+async def _payable_range(api: Api, reference: str, approver: LoopbackApprover | None) -> tuple[int, int]:
+    deadline = time.monotonic() + APPROVER_WAIT_SECONDS
+    while True:
+        answer = await api.call(
+            "POST", "/payment_test", {"event_type": "inbound_payment.lookup", "reference": reference}
+        )
+        lookup = answer["lookup"]
+        if lookup.get("payable"):
+            return int(lookup["min_amount"]), int(lookup["max_amount"])
+        # Until the server has seen the approver just registered, lookups are declined 19.
+        asked = approver is not None and "inbound_payment.lookup" in approver.asked
+        if approver is None or asked or time.monotonic() > deadline:
+            raise _declined("lookup", lookup, approver)
+        await asyncio.sleep(0.2)
+
+
+async def _require_test_key(api: Api) -> None:
+    """Refuse a live key before creating anything: ``POST /payment_test`` would refuse it only
+    once the customer and the reference existed, in live mode. The sandbox tools (``/_caja``)
+    answer a live key 403 and have no side effects."""
+    try:
+        await api.call("GET", "/_caja/emails", limit=1)
+    except CliError as exc:
+        raise CliError(f"payments can only be triggered with a test key ({exc})") from None
+
+
+async def _paid_payment(api: Api) -> dict[str, Any]:
+    """A paid recurrent-cash payment of a new customer's reference; its charge."""
+    await _require_test_key(api)
+    _, source = await _source(api)
+    reference = source["reference"]
+    async with _approval(api) as approver:
+        low, high = await _payable_range(api, reference, approver)
+        amount = min(max(TRIGGER_AMOUNT, low), high)
+        answer = await api.call(
+            "POST",
+            "/payment_test",
+            {"event_type": "inbound_payment.payment_attempt", "reference": reference, "amount": amount},
+        )
+    payment = answer.get("payment") or answer["lookup"]
+    if payment.get("status") != "paid":
+        raise _declined("payment", payment, approver)
+    return await api.call("GET", f"/charges/{answer['charge_id']}")  # type: ignore[no-any-return]
+
+
+async def _charge_paid(api: Api, _opts: TriggerOptions) -> str:
+    return str((await _paid_payment(api))["id"])
+
+
+async def _order_paid(api: Api, _opts: TriggerOptions) -> str:
+    return str((await _paid_payment(api))["order_id"])
+
+
+async def _reversed_payment(api: Api) -> dict[str, Any]:
+    charge = await _paid_payment(api)
+    reference = charge["payment_method"]["reference"]
+    return await api.call(  # type: ignore[no-any-return]
+        "POST", "/payment_test", {"event_type": "inbound_payment.reverse", "reference": reference}
+    )
+
+
+async def _charge_reversed(api: Api, _opts: TriggerOptions) -> str:
+    return str((await _reversed_payment(api))["charge_id"])
+
+
+async def _order_reversed(api: Api, _opts: TriggerOptions) -> str:
+    return str((await _reversed_payment(api))["order_id"])
+
+
 @dataclass(frozen=True, slots=True)
 class TriggerOptions:
     webhook_id: str | None = None
@@ -325,6 +456,12 @@ TRIGGERS: dict[str, Trigger] = {
     "webhook_key.created": _webhook_key_created,
     "webhook_key.deleted": _webhook_key_deleted,
     "webhook_ping": _webhook_ping,
+    "order.created": _order_paid,
+    "charge.created": _charge_paid,
+    "charge.paid": _charge_paid,
+    "order.paid": _order_paid,
+    "charge.reversed": _charge_reversed,
+    "order.reversed": _order_reversed,
 }
 
 

@@ -33,7 +33,22 @@ SUPPORTED = [
     "webhook_key.created",
     "webhook_key.deleted",
     "webhook_ping",
+    "order.created",
+    "charge.created",
+    "charge.paid",
+    "order.paid",
+    "charge.reversed",
+    "order.reversed",
 ]
+# The payment events, with the state their object is in: a snapshot taken when each happened.
+PAYMENT_EVENTS = {
+    "order.created": "pending_payment",
+    "charge.created": "pending_payment",
+    "charge.paid": "paid",
+    "order.paid": "paid",
+    "charge.reversed": "reversed",
+    "order.reversed": "reversed",
+}
 TRIGGERED = re.compile(r"^Triggered (?P<type>\S+): event (?P<event>[0-9a-f]{24}) \((?P<subject>\S+)\)$")
 
 
@@ -221,6 +236,14 @@ def test_trigger_produces_the_event(
         assert body["type"] == event_type
         if event_type != "webhook_ping":
             assert body["data"]["object"]["id"] == match["subject"]
+        if event_type in PAYMENT_EVENTS:
+            paid = body["data"]["object"]
+            status = paid.get("payment_status") or paid.get("status")
+            assert status == PAYMENT_EVENTS[event_type]
+    if event_type in PAYMENT_EVENTS:
+        # The stand-in approver the trigger registered is gone again.
+        hooks = httpx.get(f"{server.base_url}/webhooks", params={"limit": 250}, headers=headers).json()
+        assert not any(w.get("synchronous") for w in hooks["data"])
     if event_type == "webhook_ping":
         receiver.wait_for_sync(
             lambda: any(json.loads(r.body)["id"] == fired[0]["event"] for r in receiver.to("/ping")),
@@ -229,9 +252,9 @@ def test_trigger_produces_the_event(
 
 
 def test_trigger_unknown_type_lists_the_supported_ones(server: Server) -> None:
-    done = run_cli("trigger", "charge.paid", "--api-key", server.api_key, "--server", server.base_url)
+    done = run_cli("trigger", "subscription.paid", "--api-key", server.api_key, "--server", server.base_url)
     assert done.returncode == 2
-    assert "charge.paid" in done.stderr
+    assert "subscription.paid" in done.stderr
     for event_type in SUPPORTED:
         assert event_type in done.stderr
 
@@ -252,3 +275,38 @@ def test_webhook_ping_without_webhooks_says_what_to_do(server: Server, account: 
     done = run_cli("trigger", "webhook_ping", "--api-key", account.test_key, "--server", server.base_url)
     assert done.returncode == 1
     assert "no webhook to ping" in done.stderr
+
+
+def test_trigger_pays_through_the_accounts_own_synchronous_webhook(
+    server: Server, account: AccountKeys, receiver: Receiver
+) -> None:
+    """With a synchronous webhook of its own, the account decides, as for a store: a range of
+    its own moves the amount, and a decline ends the trigger with the code."""
+    headers = {"Authorization": f"Bearer {account.test_key}"}
+    receiver.on(
+        "/approve", always(Reply(body=b'{"payable": true, "min_amount": 25000, "max_amount": 30000}'))
+    )
+    created = httpx.post(
+        f"{server.base_url}/webhooks",
+        json={"url": receiver.url("/approve"), "synchronous": True},
+        headers=headers,
+    )
+    assert created.status_code == 200, created.text
+    [fired] = trigger(server, account.test_key, "charge.paid")
+    charge = httpx.get(f"{server.base_url}/charges/{fired['subject']}", headers=headers).json()
+    assert charge["status"] == "paid" and charge["amount"] == 25000
+    asked = [json.loads(r.body)["type"] for r in receiver.to("/approve")]
+    assert "inbound_payment.lookup" in asked and "inbound_payment.payment_attempt" in asked
+    hooks = httpx.get(f"{server.base_url}/webhooks", headers=headers).json()["data"]
+    assert [w["id"] for w in hooks] == [created.json()["id"]]  # no stand-in was registered
+
+    receiver.on("/approve", always(Reply(body=b'{"payable": false, "failure_code": "15"}')))
+    done = run_cli("trigger", "order.paid", "--api-key", account.test_key, "--server", server.base_url)
+    assert done.returncode == 1
+    assert "declined 15" in done.stderr and "approval_calls" in done.stderr
+
+
+def test_trigger_refuses_payments_with_a_live_key(server: Server, account: AccountKeys) -> None:
+    done = run_cli("trigger", "charge.paid", "--api-key", account.live_key, "--server", server.base_url)
+    assert done.returncode == 1
+    assert "HTTP 403" in done.stderr
