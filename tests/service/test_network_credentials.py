@@ -3,6 +3,8 @@ what every process that checks signatures sees of them (both backends)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from caja.delivery.keyring import SecretBox
@@ -110,3 +112,13 @@ async def test_unknown_and_sandbox_networks_cannot_be_rotated_or_revoked(
     assert sandbox.network.id not in {network.id for network in await networks.list_networks(uow)}
     checker = NetworkAuthenticator(uow, clock, BOX)
     assert await accepted(checker, clock, sandbox.network.id, sandbox.secret)
+
+
+async def test_an_accounts_first_calls_at_once_share_one_sandbox_network(
+    uow: UnitOfWorkFactory, clock: FixedClock, tenant: Tenant
+) -> None:
+    """Concurrent first uses (``POST /payment_test``s, the cashier) race to make it: the losers
+    find the winner's, even before its group commit on SQLite has committed."""
+    made = await asyncio.gather(*(networks.sandbox_for(uow, clock, BOX, tenant) for _ in range(8)))
+    assert len({issued.network.id for issued in made}) == 1
+    assert len({issued.secret for issued in made}) == 1

@@ -82,8 +82,11 @@ async def sandbox_for(uow: UnitOfWorkFactory, clock: Clock, box: SecretBox, tena
     """The account's own test network (cashier simulator, POST /payment_test), made on first use."""
     if tenant.livemode:
         raise ForbiddenError.test_key_required()
-    for _ in range(2):
-        async with uow() as tx:
+    for attempt in range(2):
+        # After losing the race to make it, read as a writer: on SQLite the winner's row may sit in
+        # a group commit that has not committed yet, which a reader does not see and a write unit
+        # does (returning once it is durable). Concurrent first calls of an account answered 500.
+        async with uow(write=attempt > 0) as tx:
             found = await tx.networks.of_account(tenant.account_id)
         if found is not None:
             return IssuedNetwork(found.network, box.open(found.secret))
