@@ -31,6 +31,10 @@ Echo = Callable[[str], None]
 class CliError(Exception):
     """A failure to show the developer as one line, ending the command with status 1."""
 
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status Caja answered, when it answered
+
 
 def _describe(response: httpx.Response) -> str:
     try:
@@ -70,7 +74,7 @@ class Api:
         except httpx.TransportError as exc:
             raise CliError(f"cannot reach Caja at {self.server}: {exc}") from None
         if response.status_code != 200:
-            raise CliError(f"{method} {path} failed: {_describe(response)}")
+            raise CliError(f"{method} {path} failed: {_describe(response)}", status=response.status_code)
         return response.json()
 
     async def newest_event_id(self) -> str | None:
@@ -314,23 +318,51 @@ TRIGGER_AMOUNT = 10_000  # centavos ($100.00 MXN), moved into the range the look
 # A synchronous webhook registered a moment ago is asked within a second (the server caches them).
 APPROVER_WAIT_SECONDS = 5.0
 APPROVER_DESCRIPTION = "caja trigger approver (deleted at once)"
+# How long a stand-in goes on answering once deleted: Caja reads an account's synchronous webhooks
+# at most once a second per process, and a call under way has already read them.
+APPROVER_LINGER_SECONDS = 1.5
 
 
-async def _approvers(api: Api) -> list[dict[str, Any]]:
-    """The account's synchronous webhooks that Caja asks (in the key's mode)."""
+async def _approvers(api: Api) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The account's synchronous webhooks that Caja asks (in the key's mode): its own, and the
+    stand-ins of ``caja trigger`` runs (this one's, another's going on, or a killed one's)."""
     page = await api.call("GET", "/webhooks", limit=250)
-    return [
+    asked = [
         w
         for w in page["data"]
         if w.get("synchronous") and w.get("active", True) and w.get("status") != "disabled"
     ]
+    stand_ins = [w for w in asked if w.get("description") == APPROVER_DESCRIPTION]
+    return [w for w in asked if w not in stand_ins], stand_ins
+
+
+async def _answers(url: str) -> bool:
+    """Whether anything listens where a stand-in approver was registered (always on loopback)."""
+    parts = httpx.URL(url)
+    try:
+        _reader, writer = await asyncio.wait_for(asyncio.open_connection(parts.host, parts.port), 1.0)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return True
+
+
+async def _remove_stale_stand_ins(api: Api, stand_ins: list[dict[str, Any]]) -> None:
+    """Delete the stand-ins nothing answers for any more (a run killed before it could): Caja
+    would ask them, and every test payment of the account would be declined 19."""
+    for webhook in stand_ins:
+        if not await _answers(webhook["url"]):
+            with contextlib.suppress(CliError):  # another run removed it first
+                await api.call("DELETE", f"/webhooks/{webhook['id']}")
 
 
 @contextlib.asynccontextmanager
 async def _approval(api: Api) -> AsyncIterator[LoopbackApprover | None]:
     """The account's own synchronous webhooks decide when it has some, as for a store's payment;
     otherwise a loopback approver stands in, registered until the block ends."""
-    if await _approvers(api):
+    own, stand_ins = await _approvers(api)
+    await _remove_stale_stand_ins(api, stand_ins)
+    if own:
         yield None
         return
     async with LoopbackApprover() as approver:
@@ -346,7 +378,10 @@ async def _approval(api: Api) -> AsyncIterator[LoopbackApprover | None]:
         try:
             yield approver
         finally:
-            await api.call("DELETE", f"/webhooks/{webhook['id']}")
+            # Shielded: a Ctrl-C or SIGTERM meanwhile must not leave it registered (see above).
+            await asyncio.shield(api.call("DELETE", f"/webhooks/{webhook['id']}"))
+            # A payment of another run going on may have read it before the delete: answer it.
+            await asyncio.sleep(APPROVER_LINGER_SECONDS)
 
 
 def _declined(what: str, answer: dict[str, Any], approver: LoopbackApprover | None) -> CliError:
@@ -364,51 +399,43 @@ def _declined(what: str, answer: dict[str, Any], approver: LoopbackApprover | No
             f"{declined}: Caja did not reach caja trigger's approver at {approver.url}; when Caja "
             "runs on another host, register a synchronous webhook of your own (docs/api.md)"
         )
-    return CliError(declined)
+    return CliError(
+        f"{declined}, though caja trigger's approver approved it: another synchronous webhook of the "
+        "account did not (GET /_caja/webhooks/{id}/approval_calls shows its replies)"
+    )
 
 
-async def _payable_range(api: Api, reference: str, approver: LoopbackApprover | None) -> tuple[int, int]:
+async def _pay(api: Api, reference: str, approver: LoopbackApprover | None) -> dict[str, Any]:
+    """``POST /payment_test``'s answer for a paid payment of ``reference``: a lookup, then the
+    payment of an amount inside the range it allows. With the stand-in, a decline only means that
+    Caja has not seen it yet (a second at most) or still asked another run's stand-in as it went
+    away, so the two are tried again for a few seconds; the account's own webhooks decide once."""
     deadline = time.monotonic() + APPROVER_WAIT_SECONDS
     while True:
-        answer = await api.call(
+        looked = await api.call(
             "POST", "/payment_test", {"event_type": "inbound_payment.lookup", "reference": reference}
         )
-        lookup = answer["lookup"]
-        if lookup.get("payable"):
-            return int(lookup["min_amount"]), int(lookup["max_amount"])
-        # Until the server has seen the approver just registered, lookups are declined 19.
-        asked = approver is not None and "inbound_payment.lookup" in approver.asked
-        if approver is None or asked or time.monotonic() > deadline:
-            raise _declined("lookup", lookup, approver)
+        what, outcome = "lookup", looked["lookup"]
+        if outcome.get("payable"):
+            amount = min(max(TRIGGER_AMOUNT, int(outcome["min_amount"])), int(outcome["max_amount"]))
+            answer = await api.call(
+                "POST",
+                "/payment_test",
+                {"event_type": "inbound_payment.payment_attempt", "reference": reference, "amount": amount},
+            )
+            what, outcome = "payment", answer.get("payment") or answer["lookup"]
+            if outcome.get("status") == "paid":
+                return answer  # type: ignore[no-any-return]
+        if approver is None or time.monotonic() > deadline:
+            raise _declined(what, outcome, approver)
         await asyncio.sleep(0.2)
-
-
-async def _require_test_key(api: Api) -> None:
-    """Refuse a live key before creating anything: ``POST /payment_test`` would refuse it only
-    once the customer and the reference existed, in live mode. The sandbox tools (``/_caja``)
-    answer a live key 403 and have no side effects."""
-    try:
-        await api.call("GET", "/_caja/emails", limit=1)
-    except CliError as exc:
-        raise CliError(f"payments can only be triggered with a test key ({exc})") from None
 
 
 async def _paid_payment(api: Api) -> dict[str, Any]:
     """A paid recurrent-cash payment of a new customer's reference; its charge."""
-    await _require_test_key(api)
     _, source = await _source(api)
-    reference = source["reference"]
     async with _approval(api) as approver:
-        low, high = await _payable_range(api, reference, approver)
-        amount = min(max(TRIGGER_AMOUNT, low), high)
-        answer = await api.call(
-            "POST",
-            "/payment_test",
-            {"event_type": "inbound_payment.payment_attempt", "reference": reference, "amount": amount},
-        )
-    payment = answer.get("payment") or answer["lookup"]
-    if payment.get("status") != "paid":
-        raise _declined("payment", payment, approver)
+        answer = await _pay(api, source["reference"], approver)
     return await api.call("GET", f"/charges/{answer['charge_id']}")  # type: ignore[no-any-return]
 
 
@@ -465,6 +492,18 @@ TRIGGERS: dict[str, Trigger] = {
 }
 
 
+async def _require_test_key(api: Api) -> None:
+    """Refuse a live key before anything is made: triggered objects are test data, and
+    ``POST /payment_test`` is the sandbox's. The sandbox tools (``/_caja``) answer a live key 403
+    and have no side effects."""
+    try:
+        await api.call("GET", "/_caja/emails", limit=1)
+    except CliError as exc:
+        if exc.status == 403:
+            raise CliError("caja trigger needs a test key: it makes test data, never live objects") from None
+        raise
+
+
 def unsupported(event_type: str) -> CliError:
     return CliError(
         f"caja trigger cannot fire {event_type!r}. Supported event types: {', '.join(sorted(TRIGGERS))}"
@@ -476,6 +515,7 @@ async def trigger(api: Api, event_type: str, echo: Echo, options: TriggerOptions
     action = TRIGGERS.get(event_type)
     if action is None:
         raise unsupported(event_type)
+    await _require_test_key(api)
     cursor = await api.newest_event_id()
     subject = await action(api, options or TriggerOptions())
     produced = [
@@ -558,14 +598,27 @@ def trigger_command(
     api = _dev_api(server, api_key)
 
     async def run() -> None:
-        async with api:
-            await trigger(api, event_type, _echo, TriggerOptions(webhook_id=webhook))
+        # Ctrl-C or SIGTERM cancels the run, so that a stand-in approver is deleted on the way out
+        # (left registered, it would decline every later test payment of the account).
+        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+        assert task is not None
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, task.cancel)
+        try:
+            async with api:
+                await trigger(api, event_type, _echo, TriggerOptions(webhook_id=webhook))
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
 
     try:
         asyncio.run(run())
     except CliError as exc:
         typer.echo(f"caja trigger: {exc}", err=True)
         raise typer.Exit(1) from None
+    except asyncio.CancelledError:
+        typer.echo("caja trigger: interrupted", err=True)
+        raise typer.Exit(130) from None
 
 
 app = typer.Typer(help="Caja's developer tools", no_args_is_help=True)

@@ -306,7 +306,87 @@ def test_trigger_pays_through_the_accounts_own_synchronous_webhook(
     assert "declined 15" in done.stderr and "approval_calls" in done.stderr
 
 
-def test_trigger_refuses_payments_with_a_live_key(server: Server, account: AccountKeys) -> None:
-    done = run_cli("trigger", "charge.paid", "--api-key", account.live_key, "--server", server.base_url)
+@pytest.mark.parametrize("event_type", ["customer.created", "charge.paid"])
+def test_trigger_refuses_a_live_key_before_making_anything(
+    server: Server, account: AccountKeys, event_type: str
+) -> None:
+    done = run_cli("trigger", event_type, "--api-key", account.live_key, "--server", server.base_url)
     assert done.returncode == 1
-    assert "HTTP 403" in done.stderr
+    assert "needs a test key" in done.stderr
+    live = {"Authorization": f"Bearer {account.live_key}"}
+    assert httpx.get(f"{server.base_url}/customers", headers=live).json()["data"] == []
+
+
+STAND_IN = "caja trigger approver (deleted at once)"
+
+
+def synchronous_webhooks(server: Server, key: str) -> list[dict[str, object]]:
+    headers = {"Authorization": f"Bearer {key}"}
+    page = httpx.get(f"{server.base_url}/webhooks", params={"limit": 250}, headers=headers).json()
+    return [w for w in page["data"] if w["synchronous"]]
+
+
+def register(server: Server, key: str, url: str, description: str) -> str:
+    created = httpx.post(
+        f"{server.base_url}/webhooks",
+        json={"url": url, "synchronous": True, "description": description},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert created.status_code == 200, created.text
+    return str(created.json()["id"])
+
+
+def test_trigger_removes_a_stand_in_that_a_killed_run_left_behind(
+    server: Server, account: AccountKeys
+) -> None:
+    """A stand-in nothing answers for any more would decline every test payment: the next
+    payment trigger deletes it, and pays."""
+    stale = register(server, account.test_key, "http://127.0.0.1:9/caja-trigger/approve", STAND_IN)
+    [fired] = trigger(server, account.test_key, "charge.paid")
+    assert fired["type"] == "charge.paid"
+    assert [w["id"] for w in synchronous_webhooks(server, account.test_key)] == []
+    assert stale  # deleted above
+
+
+def test_concurrent_triggers_each_get_their_payment(server: Server, account: AccountKeys) -> None:
+    """Every run's stand-in is asked by every run's payment, and goes away while others pay."""
+    runs = [
+        subprocess.Popen(
+            [*CAJA, "trigger", "order.reversed", "--api-key", account.test_key, "--server", server.base_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(),
+        )
+        for _ in range(4)
+    ]
+    outputs = [run.communicate(timeout=60) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0, 0], outputs
+    assert all(TRIGGERED.match(out.strip()) for out, _ in outputs), outputs
+    assert synchronous_webhooks(server, account.test_key) == []
+
+
+def test_sigterm_during_a_payment_removes_the_stand_in(
+    server: Server, account: AccountKeys, receiver: Receiver
+) -> None:
+    """Killed while its payment is declined and tried again, the trigger deletes its stand-in on
+    the way out and says it was interrupted, without a traceback."""
+    # Another live stand-in that answers too late: every payment is declined 19 meanwhile.
+    receiver.on("/slow", always(Reply(body=b'{"payable": true}', delay=3.0)))
+    slow = register(server, account.test_key, receiver.url("/slow"), STAND_IN)
+    process = subprocess.Popen(
+        [*CAJA, "trigger", "charge.paid", "--api-key", account.test_key, "--server", server.base_url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
+    deadline = time.monotonic() + 20
+    while len(synchronous_webhooks(server, account.test_key)) < 2:
+        assert time.monotonic() < deadline and process.poll() is None, "the stand-in never appeared"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _out, err = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert "interrupted" in err and "Traceback" not in err
+    assert [w["id"] for w in synchronous_webhooks(server, account.test_key)] == [slow]
