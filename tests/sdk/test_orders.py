@@ -88,6 +88,32 @@ def test_orders_and_charges_through_the_sdk(
             orders_api.get_order_by_id("ord_2doesnotexist1234")
 
 
+def test_the_sdks_dotted_filters_filter(
+    server: Server, paid: tuple[AccountKeys, dict[str, str]], sdk_for: Callable[[str], conekta.ApiClient]
+) -> None:
+    """The SDK sends the spec's names (``created_at.gte``, ``last_payment_info.status``): each
+    must narrow the list, not be ignored; Caja's older underscore names still work too."""
+    account, _facts = paid
+    with sdk_for(account.test_key) as client:
+        orders_api = conekta.OrdersApi(client)
+        [order] = orders_api.get_orders().data
+        made, changed = order.created_at, order.updated_at
+        assert [o.id for o in orders_api.get_orders(created_at_gte=made, created_at_lte=made).data] == [
+            order.id
+        ]
+        assert orders_api.get_orders(created_at_gte=made + 1).data == []
+        assert orders_api.get_orders(created_at_lte=made - 1).data == []
+        assert orders_api.get_orders(updated_at_gte=changed + 1).data == []
+        assert orders_api.get_orders(updated_at_lte=changed - 1).data == []
+        assert [o.id for o in orders_api.get_orders(last_payment_info_status="paid").data] == [order.id]
+        assert orders_api.get_orders(last_payment_info_status="reversed").data == []
+    headers = {"Authorization": f"Bearer {account.test_key}"}
+    older = httpx.get(f"{server.base_url}/orders", params={"created_at_gte": made + 1}, headers=headers)
+    assert older.json()["data"] == []
+    bad = httpx.get(f"{server.base_url}/orders", params={"created_at.gte": "abc"}, headers=headers)
+    assert bad.status_code == 422 and bad.json()["details"][0]["param"] == "created_at.gte"
+
+
 def test_another_accounts_orders_are_invisible(
     paid: tuple[AccountKeys, dict[str, str]],
     new_account: Callable[[str], AccountKeys],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Query, Request
 
@@ -14,8 +14,21 @@ from caja.store.orders import OrderFilters
 
 router = APIRouter(tags=["Orders"])
 OrderId = Annotated[str, Path(max_length=64, description="Order id (ord_...)")]
-EpochQuery = Annotated[int | None, Query(ge=0, le=4_102_444_800)]
+MAX_EPOCH = 4_102_444_800  # 2100-01-01
+EpochQuery = Annotated[int | None, Query(ge=0, le=MAX_EPOCH)]
+_T = TypeVar("_T")
 StatusQuery = Annotated[str | None, Query(max_length=40)]
+
+
+def _epoch(alias: str, *, older: bool = False) -> Any:
+    """An epoch filter under its name in Conekta's spec, the one the official SDK sends
+    (``created_at.gte``); ``older``: under the name Caja documented before (``created_at_gte``),
+    still read but no longer shown."""
+    return Query(alias=alias, ge=0, le=MAX_EPOCH, include_in_schema=not older)
+
+
+def _status(alias: str, *, older: bool = False) -> Any:
+    return Query(alias=alias, max_length=40, include_in_schema=not older)
 
 
 @router.get("/orders", summary="List orders, newest first")
@@ -24,38 +37,49 @@ async def list_orders(
     merchant: MerchantDep,
     page_request: PageDep,
     payment_status: StatusQuery = None,
-    last_payment_info_status: StatusQuery = None,
+    last_payment_info_status: Annotated[str | None, _status("last_payment_info.status")] = None,
     created_at: EpochQuery = None,
-    created_at_gte: EpochQuery = None,
-    created_at_lte: EpochQuery = None,
-    updated_at_gte: EpochQuery = None,
-    updated_at_lte: EpochQuery = None,
+    created_at_gte: Annotated[int | None, _epoch("created_at.gte")] = None,
+    created_at_lte: Annotated[int | None, _epoch("created_at.lte")] = None,
+    updated_at_gte: Annotated[int | None, _epoch("updated_at.gte")] = None,
+    updated_at_lte: Annotated[int | None, _epoch("updated_at.lte")] = None,
+    older_last_payment_info_status: Annotated[
+        str | None, _status("last_payment_info_status", older=True)
+    ] = None,
+    older_created_at_gte: Annotated[int | None, _epoch("created_at_gte", older=True)] = None,
+    older_created_at_lte: Annotated[int | None, _epoch("created_at_lte", older=True)] = None,
+    older_updated_at_gte: Annotated[int | None, _epoch("updated_at_gte", older=True)] = None,
+    older_updated_at_lte: Annotated[int | None, _epoch("updated_at_lte", older=True)] = None,
 ) -> ConektaJSON:
     filters = OrderFilters(
         payment_status=payment_status,
-        last_payment_info_status=last_payment_info_status,
+        last_payment_info_status=_either(last_payment_info_status, older_last_payment_info_status),
         created_at=created_at,
-        created_at_gte=created_at_gte,
-        created_at_lte=created_at_lte,
-        updated_at_gte=updated_at_gte,
-        updated_at_lte=updated_at_lte,
+        created_at_gte=_either(created_at_gte, older_created_at_gte),
+        created_at_lte=_either(created_at_lte, older_created_at_lte),
+        updated_at_gte=_either(updated_at_gte, older_updated_at_gte),
+        updated_at_lte=_either(updated_at_lte, older_updated_at_lte),
     )
     c = merchant.container
     page = await orders.list_page(c.uow, merchant.tenant, page_request, filters)
     carried = {
         name: None if value is None else str(value)
         for name, value in (
-            ("payment_status", payment_status),
-            ("last_payment_info_status", last_payment_info_status),
-            ("created_at", created_at),
-            ("created_at_gte", created_at_gte),
-            ("created_at_lte", created_at_lte),
-            ("updated_at_gte", updated_at_gte),
-            ("updated_at_lte", updated_at_lte),
+            ("payment_status", filters.payment_status),
+            ("last_payment_info.status", filters.last_payment_info_status),
+            ("created_at", filters.created_at),
+            ("created_at.gte", filters.created_at_gte),
+            ("created_at.lte", filters.created_at_lte),
+            ("updated_at.gte", filters.updated_at_gte),
+            ("updated_at.lte", filters.updated_at_lte),
         )
     }
     data = [order_json(o, c.base_url) for o in page.items]
     return merchant.respond(list_body(request, page, data, carried))
+
+
+def _either(spec_named: _T | None, older: _T | None) -> _T | None:
+    return spec_named if spec_named is not None else older
 
 
 @router.get("/orders/{id}", summary="Show an order with its charges")
