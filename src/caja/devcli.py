@@ -378,7 +378,7 @@ async def _approval(api: Api) -> AsyncIterator[LoopbackApprover | None]:
         try:
             yield approver
         finally:
-            # Shielded: a Ctrl-C or SIGTERM meanwhile must not leave it registered (see above).
+            # Shielded: a second Ctrl-C or SIGTERM during the delete does not call it off.
             await asyncio.shield(api.call("DELETE", f"/webhooks/{webhook['id']}"))
             # A payment of another run going on may have read it before the delete: answer it.
             await asyncio.sleep(APPROVER_LINGER_SECONDS)
