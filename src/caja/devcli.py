@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import time
@@ -384,15 +385,36 @@ async def _approval(api: Api) -> AsyncIterator[LoopbackApprover | None]:
             await asyncio.sleep(APPROVER_LINGER_SECONDS)
 
 
-def _declined(what: str, answer: dict[str, Any], approver: LoopbackApprover | None) -> CliError:
+async def _merchant_replies(api: Api, reference: str) -> str:
+    """What each of the account's own synchronous webhooks answered about ``reference`` last, from
+    its approval log (written a moment after each call, hence the short wait)."""
+    own, _ = await _approvers(api)
+    deadline = time.monotonic() + 2.0
+    while True:
+        replies = []
+        for webhook in own:
+            page = await api.call("GET", f"/_caja/webhooks/{webhook['id']}/approval_calls", limit=10)
+            call = next((c for c in page["data"] if c.get("reference") == reference), None)
+            if call is not None:
+                said = call.get("error") or f"answered {json.dumps(call.get('reply'))}"
+                replies.append(f"{webhook['url']} {said}")
+        if len(replies) == len(own) or time.monotonic() > deadline:
+            return "; ".join(replies)
+        await asyncio.sleep(0.2)
+
+
+def _declined(
+    what: str, answer: dict[str, Any], approver: LoopbackApprover | None, replies: str = ""
+) -> CliError:
     declined = (
         f"the {what} was declined {answer.get('failure_code')} "
         f"({answer.get('failure_message_en') or answer.get('failure_message')})"
     )
     if approver is None:
         return CliError(
-            f"{declined}: the account's synchronous webhook declined it or did not answer in time "
-            "(GET /_caja/webhooks/{id}/approval_calls shows its replies)"
+            f"{declined}: the account's synchronous webhook declined it or did not answer in time"
+            f"{f' ({replies})' if replies else ''}; "
+            "GET /_caja/webhooks/{id}/approval_calls shows every call"
         )
     if not any(kind.startswith("inbound_payment.") for kind in approver.asked):
         return CliError(
@@ -426,7 +448,9 @@ async def _pay(api: Api, reference: str, approver: LoopbackApprover | None) -> d
             what, outcome = "payment", answer.get("payment") or answer["lookup"]
             if outcome.get("status") == "paid":
                 return answer  # type: ignore[no-any-return]
-        if approver is None or time.monotonic() > deadline:
+        if approver is None:
+            raise _declined(what, outcome, approver, await _merchant_replies(api, reference))
+        if time.monotonic() > deadline:
             raise _declined(what, outcome, approver)
         await asyncio.sleep(0.2)
 

@@ -304,6 +304,8 @@ def test_trigger_pays_through_the_accounts_own_synchronous_webhook(
     done = run_cli("trigger", "order.paid", "--api-key", account.test_key, "--server", server.base_url)
     assert done.returncode == 1
     assert "declined 15" in done.stderr and "approval_calls" in done.stderr
+    # ...quoting what the webhook answered, from its approval log.
+    assert f"{receiver.url('/approve')} answered" in done.stderr and '"failure_code": "15"' in done.stderr
 
 
 @pytest.mark.parametrize("event_type", ["customer.created", "charge.paid"])
